@@ -1,0 +1,91 @@
+import json
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from akb.cli import main
+from akb.data.bank import BankError, check_items, load_bank
+
+BUILTIN_CATEGORIES = ["Sound", "Paralinguistic", "Phonetic", "Music", "Audio Quality", "Technical"]
+
+
+def test_roundtrip_of_the_akb_format(bank_file, items):
+    assert load_bank(str(bank_file)) == items
+
+
+def test_json_array_and_answers_as_text_or_index(tmp_path):
+    records = [
+        {"id": "a", "question": "Q1?", "options": ["x", "y", "z", "w"], "answer": "z"},
+        {"id": "b", "question": "Q2?", "options": ["x", "y", "z", "w"], "answer": 3},
+        {"id": "c", "question": "Q3?", "options": ["x", "y", "z", "w"], "answer": "(B)"},
+    ]
+    path = tmp_path / "bank.json"
+    path.write_text(json.dumps(records))
+    assert [it.answer for it in load_bank(str(path))] == ["z", "w", "y"]
+
+
+def test_csv_with_column_mapping(tmp_path):
+    path = tmp_path / "bank.csv"
+    path.write_text("qid,text,A,B,C,D,key,cat,sub\n1,Which is loudest?,60 dB,90 dB,30 dB,0 dB,B,Technical,units\n")
+    columns = {"id": "qid", "question": "text", "options": ["A", "B", "C", "D"], "answer": "key",
+               "category": "cat", "subcategory": "sub"}
+    (item,) = load_bank(str(path), columns=columns)
+    assert (item.id, item.answer, item.answer_letter, item.category) == ("1", "90 dB", "B", "Technical")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"id": "a", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n{"id": ', "line 2"),
+        ('{"id": "a", "options": ["x", "y"], "answer": "A"}\n', "item a: missing or empty field 'question'"),
+        ('{"id": "a", "question": "Q?", "options": ["x", "y"], "answer": "C"}\n', "item a: answer 'C'"),
+        ('{"question": "Q?", "options": ["x", "y"], "answer": "A"}\n', "item #0 (no id)"),
+        ('{"id": "a", "question": "Q?", "options": ["x"], "answer": "A"}\n', "at least 2"),
+        ('{"id": "a", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n' * 2, "a: id used by 2 items"),
+    ],
+)
+def test_malformed_banks_name_file_item_and_field(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(BankError, match="bad.jsonl") as error:
+        load_bank(str(path))
+    assert message in str(error.value)
+
+
+def test_missing_file_and_unknown_extension(tmp_path):
+    with pytest.raises(BankError, match="not found"):
+        load_bank(str(tmp_path / "absent.jsonl"))
+    with pytest.raises(BankError, match="bank.format"):
+        load_bank(str(tmp_path / "bank.txt"))
+
+
+def test_checks_flag_letter_imbalance_and_near_duplicates(items):
+    skewed = [replace(it, answer=it.choices[0]) for it in items]
+    messages = [str(p) for p in check_items([*skewed, replace(skewed[0], id="copy")], n_options=4)]
+    assert "warning: letter A: is the answer of 100.0% of items (expected 20%-30%)" in messages
+    assert "warning: letter D: is the answer of 0.0% of items (expected 20%-30%)" in messages
+    assert "warning: q00: near-duplicate of copy" in messages
+    assert not [p for p in check_items(items, n_options=4) if "letter" in p.item_id]  # balanced
+
+
+def test_the_shipped_bank_meets_its_standard():
+    items = load_bank("builtin")
+    assert len(items) >= 480
+    assert check_items(items, n_options=4) == []
+    assert [c for c in dict.fromkeys(it.category for it in items)] == BUILTIN_CATEGORIES
+    per_subcategory = Counter((it.category, it.subcategory) for it in items)
+    assert len(per_subcategory) == 48 and min(per_subcategory.values()) >= 10
+    assert {"lexical_stress", "rhyme", "pronunciation"} <= {s for _, s in per_subcategory}
+    letters = Counter(it.answer_letter for it in items)
+    assert all(0.2 <= letters[k] / len(items) <= 0.3 for k in "ABCD")
+
+
+def test_validate_bank_command(tmp_path, capsys, bank_file):
+    assert main(["validate-bank", "builtin"]) == 0
+    records = [json.loads(line) for line in bank_file.read_text().splitlines()]
+    records[1]["options"][2] = records[1]["options"][0]
+    bad = tmp_path / "dup.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["validate-bank", str(bad)]) == 1
+    assert "q01: options are not distinct" in capsys.readouterr().out

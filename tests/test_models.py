@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from akb.models import ModelSpec, load_model
+from akb.models.hf import HFCausalLM
+from akb.models.tiny import ARCHITECTURES, build_tiny_model
+
+PROMPT = "Which noise has a flat power spectral density?"
+
+
+def tiny(architecture, seed=0, **extra):
+    return load_model(ModelSpec.from_config({"name": f"t-{architecture}", "backend": "tiny",
+                                             "source": architecture, "seed": seed, **extra}))
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_tiny_architectures_are_real_and_deterministic(architecture):
+    model, tokenizer = build_tiny_model(architecture, seed=1)
+    again, _ = build_tiny_model(architecture, seed=1)
+    other, _ = build_tiny_model(architecture, seed=2)
+    assert model.config.model_type == ARCHITECTURES[architecture][0]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert PROMPT in prompt and tokenizer.eos_token_id == model.generation_config.eos_token_id
+    assert max(tokenizer(prompt, add_special_tokens=False)["input_ids"]) < model.config.vocab_size
+
+
+def test_qwen3_thinking_mode_is_explicit():
+    assert "<think>\n\n</think>" in tiny("qwen3", chat={"thinking": False}).prompt(PROMPT)
+    assert "<think>" not in tiny("qwen3").prompt(PROMPT)
+
+
+def test_system_prompt_and_plain_prompts():
+    assert "Be brief." in tiny("llama", chat={"system_prompt": "Be brief."}).prompt(PROMPT)
+    plain = tiny("llama", chat={"use_template": False})
+    assert plain.prompt(PROMPT) == PROMPT and plain.continuation("white") == " white"
+
+
+@pytest.mark.parametrize("architecture", ["qwen3", "llama", "gemma"])
+def test_batched_loglikelihood_matches_a_manual_forward(architecture):
+    model = tiny(architecture)
+    context = model.prompt(PROMPT)
+    requests = [(context, "white noise"), (model.prompt("Short?"), "pink"), (context, "brown noise, deep")]
+    batched = model.loglikelihood(requests)
+    for (ctx, cont), result in zip(requests, batched):
+        ctx_ids = model.tokenizer(ctx, add_special_tokens=False)["input_ids"]
+        cont_ids = model.tokenizer(cont, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model.model(torch.tensor([ctx_ids + cont_ids])).logits[0].log_softmax(-1)
+        expected = sum(logits[len(ctx_ids) + i - 1, t].item() for i, t in enumerate(cont_ids))
+        assert result.logprob == pytest.approx(expected, abs=1e-4)
+        assert result.n_tokens == len(cont_ids) and result.n_bytes == len(cont.encode())
+
+
+def test_batched_generation_matches_one_by_one(tiny_qwen3):
+    prompts = [tiny_qwen3.prompt(PROMPT), tiny_qwen3.prompt("Hi"), tiny_qwen3.prompt(PROMPT * 3)]
+    assert tiny_qwen3.generate(prompts, 6) == [tiny_qwen3.generate([p], 6)[0] for p in prompts]
+
+
+def test_hf_backend_loads_a_saved_directory(tmp_path, tiny_qwen3):
+    tiny_qwen3.model.save_pretrained(tmp_path)
+    tiny_qwen3.tokenizer.save_pretrained(tmp_path)
+    loaded = load_model(ModelSpec.from_config({"name": "saved", "backend": "hf", "source": str(tmp_path)}))
+    assert isinstance(loaded, HFCausalLM) and loaded.model.dtype == torch.float32
+    prompt = loaded.prompt(PROMPT)
+    assert prompt == tiny_qwen3.prompt(PROMPT)
+    assert loaded.generate([prompt], 5) == tiny_qwen3.generate([prompt], 5)
+
+
+def test_unknown_and_unimplemented_backends():
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        ModelSpec.from_config({"name": "m", "backend": "nope", "source": "x"})
+    with pytest.raises(ValueError, match="unknown tiny architecture 'gpt9'"):
+        tiny("gpt9")
+    with pytest.raises(NotImplementedError, match="api"):
+        load_model(ModelSpec.from_config({"name": "m", "backend": "api", "source": "gpt-5"}))
+    with pytest.raises(FileNotFoundError, match="not a converted model directory"):
+        load_model(ModelSpec.from_config({"name": "m", "backend": "packaged", "source": "absent"}))

@@ -1,0 +1,5 @@
+import sys
+
+from akb.cli import main
+
+sys.exit(main())

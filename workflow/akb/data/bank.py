@@ -1,0 +1,237 @@
+"""Load and validate multiple-choice question banks (our original bank, AKB-2000, or any MCQ set).
+
+A bank is read from JSON (an array of objects), JSONL, CSV or a Hugging Face dataset id
+(`hf://org/name`), with a column mapping for files whose field names differ from the AKB format:
+
+    {"id": "...", "category": "Music", "subcategory": "tempo_dynamics",
+     "question": "...", "options": ["...", "...", "...", "..."], "answer": "B"}
+
+`answer` may be a letter, a 0-based index, or the correct option's text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from akb import DATA_DIR
+from akb.io import read_jsonl
+from akb.data.items import LETTERS, MCQItem
+
+BUILTIN_BANK = DATA_DIR / "akb_bank.jsonl"
+HF_PREFIX = "hf://"
+DEFAULT_COLUMNS = {
+    "id": "id",
+    "question": "question",
+    "options": "options",
+    "answer": "answer",
+    "category": "category",
+    "subcategory": "subcategory",
+}
+
+
+class BankError(ValueError):
+    """A bank file that cannot be used; the message names the file, item and field."""
+
+
+def resolve_source(source: str) -> str:
+    """`builtin` names the original bank that ships with the study; anything else is a path or id."""
+    return str(BUILTIN_BANK) if source == "builtin" else source
+
+
+def detect_format(source: str) -> str:
+    if source.startswith(HF_PREFIX):
+        return "hf"
+    suffix = Path(source).suffix.lower()
+    formats = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}
+    if suffix not in formats:
+        raise BankError(f"{source}: cannot tell the format from the extension; set bank.format")
+    return formats[suffix]
+
+
+def read_records(source: str, fmt: str = "auto", split: str = "test") -> list[dict[str, Any]]:
+    """Raw records of a bank, before column mapping."""
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    if fmt == "hf":
+        return _read_hf(source.removeprefix(HF_PREFIX), split)
+    path = Path(source)
+    if not path.is_file():
+        raise BankError(f"{source}: bank file not found")
+    if fmt == "jsonl":
+        try:
+            return read_jsonl(path)
+        except ValueError as e:
+            raise BankError(str(e)) from None
+    if fmt == "json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise BankError(f"{source}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        if not isinstance(data, list):
+            raise BankError(f"{source}: expected a JSON array of question objects")
+        return data
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return frame.to_dict(orient="records")
+    raise BankError(f"{source}: unknown bank format {fmt!r} (json, jsonl, csv or hf)")
+
+
+def _read_hf(dataset_id: str, split: str) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise BankError(
+            f"hf://{dataset_id}: reading a Hugging Face dataset needs the 'hub' extra "
+            "(pip install -e '.[hub]')"
+        ) from None
+    return [dict(row) for row in datasets.load_dataset(dataset_id, split=split)]
+
+
+def _options(record: dict, spec: str | list[str], where: str) -> tuple[str, ...]:
+    if isinstance(spec, list):  # one column per option, e.g. CSV columns A, B, C, D
+        missing = [c for c in spec if c not in record]
+        if missing:
+            raise BankError(f"{where}: missing option column(s) {missing}")
+        values = [record[c] for c in spec]
+    else:
+        if spec not in record:
+            raise BankError(f"{where}: missing field {spec!r}")
+        values = record[spec]
+        if isinstance(values, str):  # a CSV cell holding a JSON list
+            try:
+                values = json.loads(values)
+            except json.JSONDecodeError:
+                raise BankError(f"{where}: field {spec!r} is neither a list nor a JSON list") from None
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise BankError(f"{where}: options must be a list of strings")
+    options = tuple(v.strip() for v in values if v.strip())
+    if len(options) < 2:
+        raise BankError(f"{where}: needs at least 2 non-empty options, got {len(options)}")
+    return options
+
+
+def _answer_text(raw: Any, options: tuple[str, ...], where: str) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if 0 <= raw < len(options):
+            return options[raw]
+    elif isinstance(raw, str):
+        text = raw.strip()
+        letter = re.fullmatch(r"\(?([A-Ha-h])\)?", text)
+        if letter and LETTERS.index(letter.group(1).upper()) < len(options):
+            return options[LETTERS.index(letter.group(1).upper())]
+        if text.isdigit() and int(text) < len(options):
+            return options[int(text)]
+        if text in options:
+            return text
+    raise BankError(f"{where}: answer {raw!r} is not a letter, index or text of one of the options")
+
+
+def normalise_records(
+    records: list[dict[str, Any]], source: str, columns: dict[str, Any] | None = None
+) -> list[MCQItem]:
+    cols = {**DEFAULT_COLUMNS, **(columns or {})}
+    items = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BankError(f"{source}: record #{index} is not an object")
+        item_id = str(record.get(cols["id"], "")).strip()
+        where = f"{source}: item {item_id or f'#{index} (no id)'}"
+        if not item_id:
+            raise BankError(f"{where}: missing field {cols['id']!r}")
+        question = record.get(cols["question"])
+        if not isinstance(question, str) or not question.strip():
+            raise BankError(f"{where}: missing or empty field {cols['question']!r}")
+        if cols["answer"] not in record:
+            raise BankError(f"{where}: missing field {cols['answer']!r}")
+        options = _options(record, cols["options"], where)
+        answer = _answer_text(record[cols["answer"]], options, where)
+        known = {cols[k] for k in ("id", "question", "answer", "category", "subcategory")}
+        known |= set(cols["options"]) if isinstance(cols["options"], list) else {cols["options"]}
+        items.append(
+            MCQItem(
+                id=item_id,
+                question=question.strip(),
+                choices=options,
+                answer=answer,
+                category=str(record.get(cols["category"], "") or "").strip(),
+                subcategory=str(record.get(cols["subcategory"], "") or "").strip(),
+                extra={k: v for k, v in record.items() if k not in known and k != "extra"}
+                | dict(record.get("extra") or {}),
+            )
+        )
+    return items
+
+
+def load_bank(
+    source: str, fmt: str = "auto", columns: dict[str, Any] | None = None, split: str = "test"
+) -> list[MCQItem]:
+    """Load a bank and check what every consumer relies on (ids unique, answers valid)."""
+    source = resolve_source(source)
+    items = normalise_records(read_records(source, fmt, split), source, columns)
+    errors = [p for p in check_items(items) if p.severity == "error"]
+    if errors:
+        shown = "\n".join(f"  {p}" for p in errors[:20])
+        raise BankError(f"{source}: {len(errors)} problem(s):\n{shown}")
+    return items
+
+
+@dataclass(frozen=True)
+class Problem:
+    item_id: str
+    message: str
+    severity: str = "error"  # "error": unusable; "warning": usable but below the bank's standard
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.item_id}: {self.message}"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", text.lower()))
+
+
+def check_items(
+    items: list[MCQItem],
+    n_options: int | None = None,
+    letter_share: tuple[float, float] = (0.20, 0.30),
+    duplicate_jaccard: float = 0.8,
+) -> list[Problem]:
+    """All problems of a bank: errors make it unusable, warnings fall short of our bank's standard.
+
+    Errors: duplicate ids, repeated options, wrong option count (when `n_options` is given).
+    Warnings: a correct-answer letter outside `letter_share` of items, and near-duplicate questions
+    (Jaccard similarity of the words of question + answer at or above `duplicate_jaccard`)."""
+    problems = []
+    for item_id, count in Counter(it.id for it in items).items():
+        if count > 1:
+            problems.append(Problem(item_id, f"id used by {count} items"))
+    for it in items:
+        if len(set(o.lower() for o in it.choices)) != len(it.choices):
+            problems.append(Problem(it.id, "options are not distinct"))
+        if n_options is not None and len(it.choices) != n_options:
+            problems.append(Problem(it.id, f"has {len(it.choices)} options, expected {n_options}"))
+    if items and n_options is not None:
+        letters = Counter(it.answer_letter for it in items)
+        low, high = letter_share
+        for letter in LETTERS[:n_options]:
+            share = letters[letter] / len(items)
+            if not low <= share <= high:
+                problems.append(
+                    Problem(
+                        f"letter {letter}",
+                        f"is the answer of {share:.1%} of items (expected {low:.0%}-{high:.0%})",
+                        "warning",
+                    )
+                )
+    signatures = [(it, _words(f"{it.question} {it.answer}")) for it in items]
+    for i, (a, words_a) in enumerate(signatures):
+        for b, words_b in signatures[i + 1 :]:
+            union = len(words_a | words_b)
+            if union and len(words_a & words_b) / union >= duplicate_jaccard:
+                problems.append(Problem(a.id, f"near-duplicate of {b.id}", "warning"))
+    return problems

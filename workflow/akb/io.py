@@ -1,0 +1,106 @@
+"""File helpers shared by every stage: atomic publication and resumable per-item JSONL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it into place only if the block succeeds.
+
+    Readers (and Snakemake) therefore never see a half-written output that looks complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL file, naming the file and line of any malformed record."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+class PartialJsonl:
+    """Append-only record of finished items, so a killed job resumes where it stopped.
+
+    Rows are appended and flushed batch by batch to `<final>.partial`. On restart the rows already
+    there are loaded (a torn last line from a kill is dropped); `publish` writes the final file in
+    the requested order and removes the partial file."""
+
+    def __init__(self, final_path: str | Path, key: str = "id"):
+        self.final_path = Path(final_path)
+        self.path = self.final_path.with_name(self.final_path.name + ".partial")
+        self.key = key
+        self.rows: dict[str, dict] = {}
+        if self.path.exists():
+            self._load()
+            log.info("resuming from %s: %d items already done", self.path, len(self.rows))
+
+    def _load(self) -> None:
+        with self.path.open(encoding="utf-8") as f:
+            lines = f.readlines()
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn write from an interrupted job; the item is simply redone
+            self.rows[row[self.key]] = row
+        # Rewrite without torn lines so later appends start on a clean line.
+        with atomic_path(self.path) as tmp, tmp.open("w", encoding="utf-8") as f:
+            for row in self.rows.values():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def done(self, key: str) -> bool:
+        return key in self.rows
+
+    def append(self, rows: Iterable[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self.rows[row[self.key]] = row
+            f.flush()
+            os.fsync(f.fileno())
+
+    def publish(self, order: list[str]) -> None:
+        missing = [k for k in order if k not in self.rows]
+        if missing:
+            raise RuntimeError(f"{self.path}: {len(missing)} items still missing, e.g. {missing[:3]}")
+        write_jsonl(self.final_path, (self.rows[k] for k in order))
+        self.path.unlink()

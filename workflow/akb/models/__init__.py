@@ -1,0 +1,35 @@
+"""Language-model backends behind one interface (`LanguageModel`), chosen by a config entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from akb.models.base import BACKENDS, Continuation, LanguageModel, ModelSpec
+
+PACKAGED_ROOT = Path("resources/models")
+
+
+def load_model(spec: ModelSpec, packaged_root: Path = PACKAGED_ROOT) -> LanguageModel:
+    """Load the model an entry declares, once; stages reuse it for every batch."""
+    from akb.models.hf import HFCausalLM, pick_device
+
+    if spec.backend == "hf":
+        return HFCausalLM.from_pretrained(spec)
+    if spec.backend == "packaged":
+        path = Path(packaged_root) / spec.source
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model {spec.name}: {path} is not a converted model directory")
+        return HFCausalLM.from_pretrained(spec, str(path))
+    if spec.backend == "tiny":
+        from akb.models.tiny import build_tiny_model
+
+        model, tokenizer = build_tiny_model(spec.source, spec.seed)
+        return HFCausalLM(spec, model, tokenizer, pick_device(spec.device))
+    if spec.backend == "api":
+        raise NotImplementedError(
+            f"model {spec.name}: the 'api' backend is declared but not implemented yet"
+        )
+    raise ValueError(f"model {spec.name}: unknown backend {spec.backend!r}; one of {BACKENDS}")
+
+
+__all__ = ["BACKENDS", "Continuation", "LanguageModel", "ModelSpec", "load_model"]

@@ -1,0 +1,97 @@
+"""Model declarations and the one small interface every backend implements."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKENDS = ("hf", "tiny", "packaged", "api")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    use_template: bool = True  # wrap prompts in the tokenizer's chat template when it has one
+    system_prompt: str | None = None
+    thinking: bool | None = None  # Qwen3-style `enable_thinking`; None leaves the template's default
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def template_arguments(self) -> dict[str, Any]:
+        kwargs = dict(self.template_kwargs)
+        if self.thinking is not None:
+            kwargs["enable_thinking"] = self.thinking
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the config's `models` list (defaults live in the config schema)."""
+
+    name: str  # path-safe: used in result paths
+    backend: str
+    source: str  # hub id or local dir (hf), architecture (tiny), package model name (packaged)
+    family: str = ""
+    display_name: str = ""
+    group: str = "open"
+    dtype: str = "auto"
+    device: str = "auto"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    seed: int = 0
+    chat: ChatOptions = field(default_factory=ChatOptions)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> ModelSpec:
+        entry = dict(entry)
+        name = entry.get("name", "")
+        if not SAFE_NAME.match(str(name)):
+            raise ValueError(f"model name {name!r} is not path-safe (letters, digits, '.', '_', '-')")
+        if entry.get("backend") not in BACKENDS:
+            raise ValueError(f"model {name}: unknown backend {entry.get('backend')!r}; one of {BACKENDS}")
+        chat = ChatOptions(**(entry.pop("chat", None) or {}))
+        known = {f for f in cls.__dataclass_fields__ if f not in ("chat", "extra")}
+        extra = {k: v for k, v in entry.items() if k not in known}
+        return cls(chat=chat, extra=extra, **{k: v for k, v in entry.items() if k in known})
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Log-probability of a continuation given its context, and the sizes used to normalise it."""
+
+    logprob: float
+    n_tokens: int
+    n_bytes: int
+
+
+class LanguageModel(ABC):
+    """What the stages need from a text LLM. Each call processes exactly one batch: callers decide
+    batching and order (sorted by length, deterministic, so interrupted runs resume identically)."""
+
+    spec: ModelSpec
+
+    @abstractmethod
+    def prompt(self, user_text: str) -> str:
+        """The text of a one-turn conversation ending where the model's answer begins."""
+
+    @abstractmethod
+    def continuation(self, text: str) -> str:
+        """How an answer text follows a `prompt` (e.g. a leading space after a plain prompt)."""
+
+    @abstractmethod
+    def token_length(self, text: str) -> int:
+        """Tokens in `text` as the model would see it; used to sort requests by length."""
+
+    @abstractmethod
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Continuation]:
+        """log P(continuation | context) for each (context, continuation) pair of one batch."""
+
+    @abstractmethod
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy completions of one batch of prompts, without the prompt text."""

@@ -1,0 +1,109 @@
+"""Probe a text LLM on a multiple-choice bank, by option log-likelihood or by generation.
+
+Items are put in a fixed order (longest first, so memory problems show up in the first batch) and
+cut into fixed batches; finished batches are appended to a partial file. A restarted job skips the
+batches already done and recomputes the same batches as before, so an interrupted run ends with
+exactly the results of an uninterrupted one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from akb.data.items import MCQItem
+from akb.io import PartialJsonl
+from akb.models.base import LanguageModel
+from akb.prompts import lettered_question, loglik_context
+from akb.scoring import extract_choice
+
+log = logging.getLogger(__name__)
+MODES = ("loglik", "generate")
+
+
+def _batches(items: list[MCQItem], lengths: list[int], size: int) -> Iterator[list[int]]:
+    order = sorted(range(len(items)), key=lambda i: (-lengths[i], items[i].id))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
+
+
+def _record(item: MCQItem, mode: str, prompt: str) -> dict:
+    return {"id": item.id, "category": item.category, "subcategory": item.subcategory,
+            "mode": mode, "answer": item.answer_letter, "prompt": prompt}
+
+
+def _generate_rows(model: LanguageModel, items: list[MCQItem], prompts: list[str], max_new_tokens: int):
+    outputs = model.generate(prompts, max_new_tokens)
+    for item, prompt, output in zip(items, prompts, outputs):
+        choice = extract_choice(output, item.choices, item.letters)
+        letter = None if choice.index is None else item.letters[choice.index]
+        yield _record(item, "generate", prompt) | {
+            "raw_output": output,
+            "parsed_answer": letter,
+            "parse_status": choice.status,
+            "correct": letter == item.answer_letter,
+        }
+
+
+def _loglik_rows(model: LanguageModel, items: list[MCQItem], prompts: list[str]):
+    requests = [(p, model.continuation(c)) for item, p in zip(items, prompts) for c in item.choices]
+    scores = iter(model.loglikelihood(requests))
+    for item, prompt in zip(items, prompts):
+        option_scores = {letter: next(scores) for letter in item.letters}
+        best = max(item.letters, key=lambda k: option_scores[k].logprob)
+        # Length-normalised variant: log-probability per byte of option text (lm-eval's acc_norm).
+        best_norm = max(item.letters, key=lambda k: option_scores[k].logprob / max(option_scores[k].n_bytes, 1))
+        yield _record(item, "loglik", prompt) | {
+            "raw_output": item.choices[item.letters.index(best)],
+            "parsed_answer": best,
+            "parse_status": "loglik",
+            "correct": best == item.answer_letter,
+            "parsed_answer_norm": best_norm,
+            "correct_norm": best_norm == item.answer_letter,
+            "option_scores": {k: vars(v) for k, v in option_scores.items()},
+        }
+
+
+def probe(
+    model: LanguageModel,
+    items: list[MCQItem],
+    out_path: str | Path,
+    mode: str = "generate",
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+) -> None:
+    """Write one prediction row per item to `out_path`, resuming from `<out_path>.partial`.
+
+    `batch_size` counts sequences per forward pass; in loglik mode each item contributes one
+    sequence per option, so a batch holds `batch_size // n_options` items (at least one)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
+    partial = PartialJsonl(out_path)
+    if mode == "generate":
+        prompts = [model.prompt(lettered_question(item)) for item in items]
+        lengths = [model.token_length(p) for p in prompts]
+        per_batch = batch_size
+    else:
+        prompts = [model.prompt(loglik_context(item)) for item in items]
+        lengths = [
+            model.token_length(p) + max(model.token_length(c) for c in item.choices)
+            for item, p in zip(items, prompts)
+        ]
+        per_batch = max(1, batch_size // max(len(item.choices) for item in items))
+    done = sum(partial.done(item.id) for item in items)
+    with tqdm(total=len(items), initial=done, desc=f"probe {model.spec.name}", unit="item") as bar:
+        for batch in _batches(items, lengths, per_batch):
+            if all(partial.done(items[i].id) for i in batch):
+                continue
+            batch_items = [items[i] for i in batch]
+            batch_prompts = [prompts[i] for i in batch]
+            if mode == "generate":
+                rows = _generate_rows(model, batch_items, batch_prompts, max_new_tokens)
+            else:
+                rows = _loglik_rows(model, batch_items, batch_prompts)
+            new = [row for row in rows if not partial.done(row["id"])]
+            partial.append(new)
+            bar.update(len(new))
+    partial.publish([item.id for item in items])

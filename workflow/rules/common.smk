@@ -1,0 +1,91 @@
+# Config validation, lookups and target lists shared by every stage.
+import json
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# The library is importable here and in every job, installed or not.
+WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
+sys.path.insert(0, str(WORKFLOW_DIR))
+
+from akb.config import ConfigError, model_entry, probe_settings, validate_config
+from akb.job_env import prepare_job_environment
+
+prepare_job_environment(WORKFLOW_DIR)
+
+try:
+    _validated = validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error))
+config.clear()
+config.update(_validated)
+
+BANK = config["bank"]["name"]
+BANK_FILE = f"resources/banks/{BANK}.jsonl"
+CATEGORIES = ["Sound", "Paralinguistic", "Phonetic", "Music", "Audio Quality", "Technical"]
+
+
+def _runnable(names):
+    """Models whose backend can run now; declared API models are reported and skipped."""
+    api = [n for n in names if model_entry(config, n)["backend"] == "api"]
+    if api:
+        print(
+            f"Skipping API model(s) {', '.join(api)}: the 'api' backend is declared but not "
+            "implemented yet.",
+            file=sys.stderr,
+        )
+    return [n for n in names if n not in api]
+
+
+PROBE_MODELS = _runnable(config["probe"]["models"] or [m["name"] for m in config["models"]])
+
+
+def model_json(wildcards):
+    return json.dumps(model_entry(config, wildcards.model))
+
+
+def model_resource(key):
+    return lambda wildcards: model_entry(config, wildcards.model)["resources"][key]
+
+
+def model_threads(wildcards):
+    return model_entry(config, wildcards.model)["resources"]["threads"]
+
+
+def model_files(wildcards):
+    """A packaged model's converted directory must exist before the model runs."""
+    entry = model_entry(config, wildcards.model)
+    return [f"resources/models/{entry['source']}"] if entry["backend"] == "packaged" else []
+
+
+def model_labels(names):
+    return json.dumps({
+        n: {
+            "label": model_entry(config, n).get("display_name") or n,
+            "family": model_entry(config, n)["family"],
+            "group": model_entry(config, n)["group"],
+        }
+        for n in names
+    })
+
+
+def probe_outputs():
+    return [
+        *expand("results/probe/{model}/{bank}_scores.json", model=PROBE_MODELS, bank=BANK),
+        f"results/tables/{BANK}_probe.csv",
+        f"results/tables/{BANK}_probe.md",
+    ]
+
+
+wildcard_constraints:
+    bank=BANK,
+    model="|".join(map(re.escape, PROBE_MODELS)) if PROBE_MODELS else "(?!)",
+
+
+def bank_source_files(wildcards):
+    """A local bank file is tracked as an input once it exists; a missing one (or a dataset id)
+    is reported by prepare-bank when the job runs, so the study can be planned without it."""
+    source = config["bank"]["source"]
+    return [source] if source != "builtin" and Path(source).is_file() else []

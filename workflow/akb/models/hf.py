@@ -83,17 +83,31 @@ class HFCausalLM(LanguageModel):
             ids = ctx + cont
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention[row, : len(ids)] = 1
-        logits = self.model(
-            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
-        ).logits
+        # Only positions that predict a continuation token need logits: with large vocabularies
+        # (Gemma: 262k) the output projection otherwise dominates the cost of the forward pass.
+        needed = sorted({p for ctx, cont in pairs for p in range(len(ctx) - 1, len(ctx) + len(cont) - 1)})
+        logits = self._logits_at(input_ids, attention, needed)
+        column = {position: j for j, position in enumerate(needed)}
         results = []
         for row, ((ctx, cont), (_, text)) in enumerate(zip(pairs, requests)):
             # Token t is predicted by the logits at position t - 1.
-            span = logits[row, len(ctx) - 1 : len(ctx) + len(cont) - 1].float().log_softmax(-1)
+            columns = [column[p] for p in range(len(ctx) - 1, len(ctx) + len(cont) - 1)]
+            span = logits[row, columns].float().log_softmax(-1)
             target = torch.tensor(cont, device=span.device)
             logprob = span.gather(-1, target[:, None]).sum().item()
             results.append(Continuation(logprob, len(cont), len(text.strip().encode())))
         return results
+
+    def _logits_at(self, input_ids: torch.Tensor, attention: torch.Tensor, positions: list[int]) -> torch.Tensor:
+        """Logits at `positions` only, for every row: shape (batch, len(positions), vocab)."""
+        inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
+        keep = torch.tensor(positions, device=self.device)
+        try:
+            logits = self.model(**inputs, logits_to_keep=keep).logits
+        except TypeError:  # remote-code models without `logits_to_keep`
+            logits = self.model(**inputs).logits
+        # A model that ignores the argument returns every position: select them here instead.
+        return logits if logits.shape[1] == len(positions) else logits[:, keep]
 
     @torch.inference_mode()
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:

@@ -96,11 +96,12 @@ VOCAB_SIZE = 1024
 
 
 def _training_corpus() -> list[str]:
-    """Text the tokenizer is trained on: the files that ship with the study, so it is the same on
-    every machine and tokenises the question bank compactly."""
+    """Text the tokenizer is trained on: the shipped taxonomy and question bank, so it is the same
+    on every machine and tokenises bank questions compactly."""
     lines = []
-    for path in sorted(DATA_DIR.glob("*")):
-        if path.suffix in {".jsonl", ".yaml", ".md"}:
+    for name in ("akb_taxonomy.yaml", "akb_bank.jsonl"):
+        path = DATA_DIR / name
+        if path.is_file():
             lines += path.read_text(encoding="utf-8").splitlines()
     return lines or ["auditory knowledge of language models"]
 

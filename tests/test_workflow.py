@@ -1,0 +1,97 @@
+"""The Snakemake workflow itself: lint, the paper plan, and an end-to-end run on tiny models."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from akb.io import read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_paper_config_plans_the_full_probing_study(tmp_path):
+    result = snakemake("-n", "--configfile", str(ROOT / "config/paper.yaml"), "--directory", str(tmp_path))
+    out = result.stdout + result.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts["probe_model"] == 12 and counts["score_probe"] == 12 and counts["probe_table"] == 1
+    assert "Skipping API model(s) gemini-2.5-pro, claude-sonnet-4.5, gpt-5, gpt-4o, gemini-2.0-flash" in out
+    assert not (tmp_path / "resources").exists()  # planning downloads and writes nothing
+
+
+def test_invalid_config_stops_with_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - {name: m, backend: tiny, source: llama}\nprobe: {batch_size: 0}\n")
+    result = snakemake("-n", "--configfile", str(bad), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "config.probe.batch_size: 0 is less than the minimum of 1" in result.stdout + result.stderr
+
+
+def test_missing_bank_file_fails_clearly_and_publishes_nothing(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("bank: {source: absent.jsonl}\nmodels:\n  - {name: m, backend: tiny, source: llama}\n")
+    result = snakemake("--cores", "1", "--configfile", str(config), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "absent.jsonl: bank file not found" in (tmp_path / "logs/bank/akb.log").read_text()
+    assert not (tmp_path / "resources/banks/akb.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = ROOT / "tests/data/e2e_config.yaml"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    return workdir
+
+
+def test_end_to_end_writes_predictions_scores_and_table(demo_run):
+    from akb.data.bank import load_bank
+
+    n_items = len(load_bank("builtin"))
+    for model in ["tiny-qwen3", "tiny-llama", "tiny-gemma"]:
+        rows = read_jsonl(demo_run / f"results/probe/{model}/akb.jsonl")
+        assert len(rows) == n_items and len({r["id"] for r in rows}) == n_items
+        scores = json.loads((demo_run / f"results/probe/{model}/akb_scores.json").read_text())
+        assert scores["n"] == n_items and scores["model"] == model
+        assert scores["accuracy"] == pytest.approx(100 * sum(r["correct"] for r in rows) / n_items)
+        assert len(scores["by_category"]) == 6 and len(scores["by_subcategory"]) == 48
+        assert scores["ci"][0] <= scores["accuracy"] <= scores["ci"][1]
+    assert {r["mode"] for r in read_jsonl(demo_run / "results/probe/tiny-llama/akb.jsonl")} == {"loglik"}
+    table = (demo_run / "results/tables/akb_probe.csv").read_text().splitlines()
+    assert table[0].startswith("model,family,group,mode,avg,ci_low,ci_high,n,unparseable,Sound,")
+    assert len(table) == 4
+    assert "| Model" in (demo_run / "results/tables/akb_probe.md").read_text()
+
+
+def test_rerun_after_interruption_resumes(demo_run, tmp_path):
+    """A probing job killed midway leaves a partial file; the next run completes it, identically."""
+    workdir = tmp_path / "w"
+    shutil.copytree(demo_run, workdir, ignore=shutil.ignore_patterns(".snakemake"))
+    final = workdir / "results/probe/tiny-qwen3/akb.jsonl"
+    reference = final.read_text()
+    lines = reference.splitlines(keepends=True)
+    (final.parent / "akb.jsonl.partial").write_text("".join(lines[:100]) + lines[100][:20])
+    final.unlink()
+    config = ROOT / "tests/data/e2e_config.yaml"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    assert final.read_text() == reference
+    assert "resuming from" in (workdir / "logs/probe/tiny-qwen3/akb.log").read_text()

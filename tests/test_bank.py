@@ -53,6 +53,14 @@ def test_malformed_banks_name_file_item_and_field(tmp_path, content, message):
     assert message in str(error.value)
 
 
+def test_hugging_face_dataset_source(tmp_path, items):
+    pytest.importorskip("datasets")
+    dataset = tmp_path / "my-akb"
+    dataset.mkdir()
+    (dataset / "test.jsonl").write_text("".join(json.dumps(it.to_bank_record()) + "\n" for it in items))
+    assert load_bank(f"hf://{dataset}", split="test") == items
+
+
 def test_missing_file_and_unknown_extension(tmp_path):
     with pytest.raises(BankError, match="not found"):
         load_bank(str(tmp_path / "absent.jsonl"))

@@ -76,5 +76,7 @@ def test_unknown_and_unimplemented_backends():
         tiny("gpt9")
     with pytest.raises(NotImplementedError, match="api"):
         load_model(ModelSpec.from_config({"name": "m", "backend": "api", "source": "gpt-5"}))
+    with pytest.raises(FileNotFoundError, match="model m: cannot load 'no-such-org/no-such-model'"):
+        load_model(ModelSpec.from_config({"name": "m", "backend": "hf", "source": "no-such-org/no-such-model"}))
     with pytest.raises(FileNotFoundError, match="not a converted model directory"):
         load_model(ModelSpec.from_config({"name": "m", "backend": "packaged", "source": "absent"}))

@@ -44,8 +44,11 @@ class HFCausalLM(LanguageModel):
         dtype = pick_dtype(spec.dtype, device)
         log.info("loading %s from %s (%s on %s)", spec.name, source, dtype, device)
         common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        tokenizer = AutoTokenizer.from_pretrained(source, **common)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, **common)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common)
+        except OSError as e:  # unknown id, gated repo, offline without a cached copy, missing dir
+            raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
         return cls(spec, model, tokenizer, device)
 
     def prompt(self, user_text: str) -> str:

@@ -38,6 +38,15 @@ def test_paper_config_plans_the_full_probing_study(tmp_path):
     assert not (tmp_path / "resources").exists()  # planning downloads and writes nothing
 
 
+def test_slurm_profile_plans_jobs_with_model_resources(tmp_path):
+    result = snakemake("-n", "--configfile", str(ROOT / "config/paper.yaml"), "--directory", str(tmp_path),
+                       "--workflow-profile", str(ROOT / "profiles/slurm"))
+    jobs = (result.stdout + result.stderr).split("\n\n")
+    (qwen14,) = [j for j in jobs if "output: results/probe/qwen3-14b/akb2000.jsonl" in j]
+    assert "mem_mb=64000" in qwen14 and "runtime=240" in qwen14 and "gpu=1" in qwen14
+    assert "slurm_partition=gpu" in qwen14
+
+
 def test_invalid_config_stops_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  - {name: m, backend: tiny, source: llama}\nprobe: {batch_size: 0}\n")

@@ -8,12 +8,17 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         probe_outputs(),
+        figure_outputs(),
     default_target: True

@@ -4,7 +4,7 @@ Both run on the same loaded model and the same items, in one process, and must r
 answers: the naive loop is the obvious reference implementation, so a batching bug (padding,
 ordering, resuming) shows up as a disagreement, and a batching win shows up as items per second.
 
-    naive loglik    one forward per (item, option): model.loglikelihood([(context, option)])
+    naive loglik    one forward of context + option per (item, option), the textbook way
     naive generate  one model.generate([prompt]) per item, answer parsed with extract_choice
     batched         akb.probe.probe(...) into a temporary directory, accuracy read from its JSONL
     lm_eval         (optional, loglik only) lm-evaluation-harness's HFLM.loglikelihood on the same
@@ -92,12 +92,23 @@ def loglik_requests(model: LanguageModel, item: MCQItem) -> list[tuple[str, str]
     return [(context, model.continuation(option)) for option in item.choices]
 
 
+@torch.inference_mode()
+def joint_logprob(model: LanguageModel, context: str, continuation: str) -> float:
+    """log P(continuation | context) from one forward over the joined tokens (same tokenisation as
+    the backend: context and continuation encoded separately)."""
+    cont = model.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    ctx = model.encode(context)
+    logits = model.model(input_ids=torch.tensor([ctx + cont], device=model.device)).logits[0]
+    logprobs = logits[len(ctx) - 1 : -1].float().log_softmax(-1)
+    return logprobs.gather(-1, torch.tensor(cont, device=model.device)[:, None]).sum().item()
+
+
 def naive_loglik(model: LanguageModel, items: list[MCQItem]) -> Run:
     predictions, correct, scores = {}, {}, {}
     start = time.perf_counter()
     for item in items:
         # Prompt building is inside the timer on purpose: the batched probe pays for it too.
-        option_scores = [model.loglikelihood([request])[0].logprob for request in loglik_requests(model, item)]
+        option_scores = [joint_logprob(model, *request) for request in loglik_requests(model, item)]
         letter = argmax_letter(item, option_scores)
         predictions[item.id], correct[item.id], scores[item.id] = letter, letter == item.answer_letter, option_scores
     return Run("loglik", "naive", time.perf_counter() - start, predictions, correct, scores=scores)

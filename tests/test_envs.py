@@ -11,8 +11,8 @@ CONDA_TO_PYPI = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}
 # Needed to run the workflow, not inside its jobs.
 WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}
-# Not used by any job of the stages that exist yet (declared for the audio and figure stages).
-NOT_IN_JOBS_YET = {"librosa", "matplotlib", "seaborn"}
+# Not used by any job of the stages that exist yet (declared for the audio stages).
+NOT_IN_JOBS_YET = {"librosa"}
 
 
 def _name(requirement: str) -> str:

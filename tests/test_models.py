@@ -38,11 +38,13 @@ def test_system_prompt_and_plain_prompts():
     assert plain.prompt(PROMPT) == PROMPT and plain.continuation("white") == " white"
 
 
-@pytest.mark.parametrize("architecture", ["qwen3", "llama", "gemma"])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_batched_loglikelihood_matches_a_manual_forward(architecture):
     model = tiny(architecture)
     context = model.prompt(PROMPT)
-    requests = [(context, "white noise"), (model.prompt("Short?"), "pink"), (context, "brown noise, deep")]
+    # Shared and unshared contexts of different lengths, one-token and longer continuations.
+    requests = [(context, "white noise"), (model.prompt("Short?"), "pink"), (context, "brown noise, deep"),
+                (context, "A")]
     batched = model.loglikelihood(requests)
     for (ctx, cont), result in zip(requests, batched):
         ctx_ids = model.tokenizer(ctx, add_special_tokens=False)["input_ids"]

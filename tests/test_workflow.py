@@ -91,6 +91,51 @@ def test_end_to_end_writes_predictions_scores_and_table(demo_run):
     assert "| Model" in (demo_run / "results/tables/akb_probe.md").read_text()
 
 
+def test_end_to_end_metrics_figures_and_comparison_with_the_paper(demo_run):
+    import pandas as pd
+
+    metrics = pd.read_csv(demo_run / "results/tables/metrics.csv")
+    assert list(metrics["model"]) == ["Qwen3-8B", "tiny-llama", "tiny-gemma"]
+    assert "AKB-2000 (Text)" in metrics and "AKB-2000 Phonetic (Text)" in metrics
+    long = pd.read_csv(demo_run / "results/tables/metrics_long.csv")
+    assert set(long.columns) >= {"model", "metric", "value", "n", "ci_low", "ci_high"}
+    category_pairs = pd.read_csv(demo_run / "results/figures/category_correlations.csv")
+    assert len(category_pairs) == 15 and set(category_pairs.n) == {3}
+    for stem in ["figures/category_correlations_heatmap", "figures/paper_comparison"]:
+        assert (demo_run / f"results/{stem}.png").stat().st_size > 0
+        assert (demo_run / f"results/{stem}.pdf").stat().st_size > 0
+    (row,) = pd.read_csv(demo_run / "results/tables/paper_comparison.csv").to_dict("records")
+    ours = metrics.set_index("model").loc["Qwen3-8B", "AKB-2000 (Text)"]
+    assert row["model"] == "Qwen3-8B" and row["paper"] == 78.95
+    assert row["ours"] == pytest.approx(ours, abs=0.01)
+    assert "\\toprule" in (demo_run / "results/tables/akb_probe.tex").read_text()
+
+
+def test_report_holds_tables_and_figures(demo_run):
+    config = ROOT / "tests/data/e2e_config.yaml"
+    snakemake("--configfile", str(config), "--directory", str(demo_run), "--report", "report.html")
+    html = (demo_run / "report.html").read_text()
+    assert "in the style of the paper's Table 1" in html and "Figure 2 of the paper rebuilt" in html
+
+
+def test_paper_figures_need_no_models(tmp_path):
+    import pandas as pd
+
+    from akb.metrics import correlations
+    from akb.paper import METRICS, paper_metrics
+
+    snakemake("paper_figures", "--cores", "1", "--configfile", str(ROOT / "config/config.yaml"),
+              "--directory", str(tmp_path))
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results/probe").exists()
+    written = pd.read_csv(tmp_path / "results/paper/correlations.csv")
+    expected = correlations(paper_metrics(), METRICS)
+    assert list(written.pair) == list(expected.metric_a + " ~ " + expected.metric_b)
+    assert written.r.to_numpy() == pytest.approx(expected.r.to_numpy(), abs=1e-4)
+    assert list(written.n) == [17, 17, 17, 8, 8, 8, 8, 8, 8, 8]
+    for name in ["correlations_heatmap", "scatter_mmau", "scatter_mmar"]:
+        assert (tmp_path / f"results/paper/{name}.pdf").is_file()
+
+
 def test_rerun_after_interruption_resumes(demo_run, tmp_path):
     """A probing job killed midway leaves a partial file; the next run completes it, identically."""
     workdir = tmp_path / "w"

@@ -79,8 +79,8 @@ def cmd_score_probe(args) -> int:
 
 
 def cmd_probe_table(args) -> int:
-    from akb.io import atomic_path
-    from akb.probe_scores import category_order, probe_table, table_markdown
+    from akb.figures import write_table
+    from akb.probe_scores import category_order, probe_table, table_display
 
     scores = {}
     for path in args.scores:
@@ -88,10 +88,29 @@ def cmd_probe_table(args) -> int:
         scores[s["model"]] = s
     categories = category_order(scores, args.categories)
     table = probe_table(scores, args.labels, categories)
-    with atomic_path(args.out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.2f")
-    with atomic_path(args.out_md) as tmp:
-        tmp.write_text(table_markdown(table, categories))
+    write_table(table, Path(args.out_stem), formats=("csv",))
+    write_table(table_display(table, categories), Path(args.out_stem), formats=("md", "tex"))
+    return 0
+
+
+def cmd_paper_figures(args) -> int:
+    from akb.study_figures import build_paper_figures
+
+    build_paper_figures(Path(args.out_dir), args.resamples, args.seed)
+    return 0
+
+
+def cmd_collect_metrics(args) -> int:
+    from akb.study_figures import probe_metrics, write_metrics
+
+    write_metrics(probe_metrics(args.probe_scores, args.labels, args.bank_label), Path(args.out_dir))
+    return 0
+
+
+def cmd_study_figures(args) -> int:
+    from akb.study_figures import build_study_figures
+
+    build_study_figures(Path(args.metrics), Path(args.figures_dir), Path(args.tables_dir), args.resamples, args.seed)
     return 0
 
 
@@ -144,13 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_score_probe)
 
-    p = sub.add_parser("probe-table", help="Table-1-style table over models (CSV and Markdown)")
+    p = sub.add_parser("probe-table", help="Table-1-style table over models (CSV, Markdown, LaTeX)")
     p.add_argument("--scores", nargs="+", required=True)
     p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, family, group}")
     p.add_argument("--categories", nargs="*", default=[], help="preferred column order")
-    p.add_argument("--out-csv", required=True)
-    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-stem", required=True, help="writes STEM.csv (numeric), STEM.md and STEM.tex")
     p.set_defaults(func=cmd_probe_table)
+
+    def bootstrap_args(p):
+        p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples over models")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("paper-figures", help="the paper's Figures 2-3 and Tables 1-3 from its published numbers")
+    p.add_argument("--out-dir", default="results/paper")
+    bootstrap_args(p)
+    p.set_defaults(func=cmd_paper_figures)
+
+    p = sub.add_parser("collect-metrics", help="one metrics table (models x metrics) from measured scores")
+    p.add_argument("--probe-scores", nargs="+", required=True)
+    p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, ...}")
+    p.add_argument("--bank-label", required=True, help='metric prefix, e.g. "AKB-2000"')
+    p.add_argument("--out-dir", default="results/tables")
+    p.set_defaults(func=cmd_collect_metrics)
+
+    p = sub.add_parser("study-figures", help="correlation heatmaps and the comparison with the paper")
+    p.add_argument("--metrics", required=True, help="metrics_long.csv from collect-metrics")
+    p.add_argument("--figures-dir", default="results/figures")
+    p.add_argument("--tables-dir", default="results/tables")
+    bootstrap_args(p)
+    p.set_defaults(func=cmd_study_figures)
     return parser
 
 
@@ -160,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, KeyError, NotImplementedError) as e:

@@ -58,8 +58,8 @@ def probe_table(scores: dict[str, dict], labels: dict[str, dict], categories: li
     return pd.DataFrame.from_records(records).sort_values("avg", ascending=False, kind="stable")
 
 
-def table_markdown(table: pd.DataFrame, categories: list[str]) -> str:
+def table_display(table: pd.DataFrame, categories: list[str]) -> pd.DataFrame:
+    """The table as printed (Markdown, LaTeX): the interval as one column, the paper's headings."""
     shown = table.assign(**{"95% CI": [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(table.ci_low, table.ci_high)]})
     columns = ["model", "family", "mode", "avg", "95% CI", *[c for c in categories if c in table], "n", "unparseable"]
-    shown = shown[columns].rename(columns={"model": "Model", "family": "Family", "mode": "Mode", "avg": "Avg."})
-    return shown.to_markdown(index=False, floatfmt=".2f") + "\n"
+    return shown[columns].rename(columns={"model": "Model", "family": "Family", "mode": "Mode", "avg": "Avg."})

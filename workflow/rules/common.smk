@@ -24,6 +24,7 @@ config.update(_validated)
 
 BANK = config["bank"]["name"]
 BANK_FILE = f"resources/banks/{BANK}.jsonl"
+BANK_LABEL = config["bank"]["display_name"] or BANK
 CATEGORIES = ["Sound", "Paralinguistic", "Phonetic", "Music", "Audio Quality", "Technical"]
 
 
@@ -74,8 +75,16 @@ def model_labels(names):
 def probe_outputs():
     return [
         *expand("results/probe/{model}/{bank}_scores.json", model=PROBE_MODELS, bank=BANK),
-        f"results/tables/{BANK}_probe.csv",
-        f"results/tables/{BANK}_probe.md",
+        *expand("results/tables/{bank}_probe.{ext}", bank=BANK, ext=["csv", "md", "tex"]),
+    ]
+
+
+def figure_outputs():
+    return [
+        "results/tables/metrics.csv",
+        "results/figures/category_correlations_heatmap.png",
+        "results/figures/paper_comparison.png",
+        "results/paper/correlations_heatmap.png",
     ]
 
 

@@ -53,8 +53,9 @@ rule probe_table:
     input:
         expand("results/probe/{model}/{{bank}}_scores.json", model=PROBE_MODELS),
     output:
-        csv="results/tables/{bank}_probe.csv",
+        csv=report("results/tables/{bank}_probe.csv", caption="../report/probe_table.rst", category="Tables"),
         md="results/tables/{bank}_probe.md",
+        tex="results/tables/{bank}_probe.tex",
     log:
         "logs/tables/{bank}_probe.log",
     params:
@@ -64,7 +65,7 @@ rule probe_table:
         "../../envs/tables.yaml"
     shell:
         "python -m akb probe-table --scores {input} --labels {params.labels:q} "
-        "--categories {params.categories} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        "--categories {params.categories} --out-stem results/tables/{wildcards.bank}_probe > {log} 2>&1"
 
 
 localrules:

@@ -64,53 +64,66 @@ class HFCausalLM(LanguageModel):
     def continuation(self, text: str) -> str:
         return text if self.templated else f" {text}"
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         # A chat template writes its own BOS; plain prompts get the tokenizer's special tokens.
         return self.tokenizer(text, add_special_tokens=not self.templated)["input_ids"]
 
     def token_length(self, text: str) -> int:
-        return len(self._encode(text))
+        return len(self.encode(text))
+
+    def _pad(self, rows: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows padded to one width, and their attention mask, on the model's device."""
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.tensor(row)
+            mask[i, span] = 1
+        return ids.to(self.device), mask.to(self.device)
 
     @torch.inference_mode()
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Continuation]:
         # Context and continuation are tokenised separately and concatenated, so the continuation's
         # tokens are known exactly (no re-tokenising the joined string to find the boundary).
-        pairs = [
-            (self._encode(ctx), self.tokenizer(cont, add_special_tokens=False)["input_ids"])
-            for ctx, cont in requests
-        ]
-        width = max(len(c) + len(x) for c, x in pairs)
-        input_ids = torch.full((len(pairs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for row, (ctx, cont) in enumerate(pairs):
-            ids = ctx + cont
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-        # Only positions that predict a continuation token need logits: with large vocabularies
-        # (Gemma: 262k) the output projection otherwise dominates the cost of the forward pass.
-        needed = sorted({p for ctx, cont in pairs for p in range(len(ctx) - 1, len(ctx) + len(cont) - 1)})
-        logits = self._logits_at(input_ids, attention, needed)
-        column = {position: j for j, position in enumerate(needed)}
-        results = []
-        for row, ((ctx, cont), (_, text)) in enumerate(zip(pairs, requests)):
-            # Token t is predicted by the logits at position t - 1.
-            columns = [column[p] for p in range(len(ctx) - 1, len(ctx) + len(cont) - 1)]
-            span = logits[row, columns].float().log_softmax(-1)
-            target = torch.tensor(cont, device=span.device)
-            logprob = span.gather(-1, target[:, None]).sum().item()
-            results.append(Continuation(logprob, len(cont), len(text.strip().encode())))
-        return results
+        # Requests that share a context (the options of one question) run it once: its key/value
+        # cache is copied to each continuation, which then computes only its own few tokens.
+        contexts = list(dict.fromkeys(ctx for ctx, _ in requests))
+        context_row = {ctx: i for i, ctx in enumerate(contexts)}
+        continuations = [self.tokenizer(cont, add_special_tokens=False)["input_ids"] for _, cont in requests]
+        if not all(continuations):
+            raise ValueError("an empty continuation has no likelihood to compare")
 
-    def _logits_at(self, input_ids: torch.Tensor, attention: torch.Tensor, positions: list[int]) -> torch.Tensor:
-        """Logits at `positions` only, for every row: shape (batch, len(positions), vocab)."""
-        inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention.to(self.device)}
-        keep = torch.tensor(positions, device=self.device)
-        try:
-            logits = self.model(**inputs, logits_to_keep=keep).logits
-        except TypeError:  # remote-code models without `logits_to_keep`
-            logits = self.model(**inputs).logits
-        # A model that ignores the argument returns every position: select them here instead.
-        return logits if logits.shape[1] == len(positions) else logits[:, keep]
+        ctx_ids, ctx_mask = self._pad([self.encode(c) for c in contexts], left=True)
+        # Left padding shifts the real tokens; explicit position ids keep their true positions.
+        out = self.model(
+            input_ids=ctx_ids,
+            attention_mask=ctx_mask,
+            position_ids=(ctx_mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first_token = out.logits[:, -1].float().log_softmax(-1)  # predicts each continuation's first token
+        rows = torch.tensor([context_row[ctx] for ctx, _ in requests], device=self.device)
+        cache = out.past_key_values
+        cache.reorder_cache(rows)  # one copy of its context's cache per request
+
+        cont_ids, cont_mask = self._pad(continuations, left=False)
+        positions = ctx_mask.sum(-1)[rows, None] + torch.arange(cont_ids.shape[1], device=self.device)
+        logits = self.model(
+            input_ids=cont_ids,
+            attention_mask=torch.cat([ctx_mask[rows], cont_mask], dim=1),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+        results = []
+        for i, ((_, text), tokens) in enumerate(zip(requests, continuations)):
+            target = torch.tensor(tokens, device=self.device)
+            later = logits[i, : len(tokens) - 1].float().log_softmax(-1)  # token t+1 is predicted at t
+            logprob = first_token[rows[i], tokens[0]] + later.gather(-1, target[1:, None]).sum()
+            results.append(Continuation(logprob.item(), len(tokens), len(text.strip().encode())))
+        return results
 
     @torch.inference_mode()
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:

@@ -1,0 +1,92 @@
+"""The figures stage end to end: the paper's figures from its published numbers, and ours from the
+scores the workflow measured (one metrics table, correlation heatmaps, the comparison with the paper)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from akb.figures import compare_with_paper, plot_correlation_heatmap, plot_domain_scatter, write_table
+from akb.io import atomic_path
+from akb.metrics import correlations
+from akb.paper import BENCHMARKS, METRICS, PAPER_DIR, paper_domain_points, paper_metrics
+
+# The paper's tables as published, rebuilt in every format (file stem -> source CSV).
+PAPER_TABLES = {
+    "table1_akb2000": "akb2000_table1.csv",
+    "table2_cascade": "cascade_table2.csv",
+    "table3_grounded": "grounded_table3.csv",
+}
+LONG_COLUMNS = ["model", "metric", "kind", "value", "n", "ci_low", "ci_high"]
+
+
+def write_correlations(frame: pd.DataFrame, metrics: list[str], out_dir: Path, stem: str,
+                       n_resamples: int, seed: int) -> pd.DataFrame:
+    """`{stem}.csv` (pair, r, n, p-value, bootstrap interval over models) and the heatmap."""
+    corr = correlations(frame, metrics, n_resamples=n_resamples, seed=seed)
+    with atomic_path(out_dir / f"{stem}.csv") as tmp:
+        corr.insert(0, "pair", corr.metric_a + " ~ " + corr.metric_b)
+        corr.to_csv(tmp, index=False, float_format="%.4g")
+    plot_correlation_heatmap(corr, metrics, out_dir / f"{stem}_heatmap")
+    return corr
+
+
+def build_paper_figures(out_dir: Path, n_resamples: int = 1000, seed: int = 0) -> None:
+    """Figure 2, Figure 3 and Tables 1-3 from the published numbers alone (no models needed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = paper_metrics()
+    write_table(metrics, out_dir / "metrics")
+    write_correlations(metrics, METRICS, out_dir, "correlations", n_resamples, seed)
+    points = paper_domain_points()
+    for benchmark in BENCHMARKS:
+        plot_domain_scatter(points, benchmark, out_dir / f"scatter_{benchmark.lower()}",
+                            title_note="Table 2 x, digitised y")
+    for stem, source in PAPER_TABLES.items():
+        write_table(pd.read_csv(PAPER_DIR / source), out_dir / stem)
+
+
+def probe_metrics(score_files: list[Path], labels: dict[str, dict], bank_label: str) -> pd.DataFrame:
+    """Long metrics from probe scores: "{bank} (Text)" per model (the headline, as in Figure 2) and
+    "{bank} {category} (Text)" per category, each with its n and bootstrap interval."""
+    rows = []
+    for path in score_files:
+        scores = json.loads(Path(path).read_text())
+        model = labels[scores["model"]]["label"]
+        groups = [("headline", f"{bank_label} (Text)", scores)]
+        groups += [("category", f"{bank_label} {c} (Text)", s) for c, s in scores["by_category"].items()]
+        for kind, metric, s in groups:
+            rows.append({"model": model, "metric": metric, "kind": kind, "value": s["accuracy"],
+                         "n": s["n"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]})
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def wide(long: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
+    """One row per model, one column per metric (missing stays missing), both in first-seen order."""
+    selected = long if kind is None else long[long.kind == kind]
+    table = selected.pivot(index="model", columns="metric", values="value")
+    return table.loc[list(dict.fromkeys(selected.model)), list(dict.fromkeys(selected.metric))]
+
+
+def write_metrics(long: pd.DataFrame, tables_dir: Path) -> None:
+    """`metrics.csv/.md/.tex` (models x metrics) and `metrics_long.csv` (with n and intervals)."""
+    write_table(wide(long), tables_dir / "metrics")
+    with atomic_path(tables_dir / "metrics_long.csv") as tmp:
+        long.to_csv(tmp, index=False, float_format="%.4f")
+
+
+def build_study_figures(metrics_long: Path, figures_dir: Path, tables_dir: Path,
+                        n_resamples: int = 1000, seed: int = 0) -> None:
+    """From our metrics: correlations between categories (and between headline metrics when the
+    run has at least two), and our numbers beside the paper's for models both report."""
+    long = pd.read_csv(metrics_long)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    categories = wide(long, "category")
+    write_correlations(categories, list(categories.columns), figures_dir, "category_correlations",
+                       n_resamples, seed)
+    headline = wide(long, "headline")
+    if headline.shape[1] >= 2:
+        write_correlations(headline, list(headline.columns), figures_dir, "correlations", n_resamples, seed)
+    comparison = compare_with_paper(headline, paper_metrics(), figures_dir / "paper_comparison")
+    write_table(comparison, tables_dir / "paper_comparison")

@@ -77,6 +77,15 @@ def test_checks_flag_letter_imbalance_and_near_duplicates(items):
     assert not [p for p in check_items(items, n_options=4) if "letter" in p.item_id]  # balanced
 
 
+def test_length_cue_is_flagged(items):
+    # Every answer padded to be the longest option: "pick the longest" would score 100%.
+    cued = [replace(it, choices=tuple(c + " (exactly so)" if c == it.answer else c for c in it.choices),
+                    answer=it.answer + " (exactly so)") for it in items]
+    messages = [str(p) for p in check_items(cued, n_options=4)]
+    assert "warning: length cue: the answer is the longest option in 100.0% of items (chance 25%)" in messages
+    assert "warning: length cue: the answer is the shortest option in 0.0% of items (chance 25%)" in messages
+
+
 def test_the_shipped_bank_meets_its_standard():
     items = load_bank("builtin")
     assert len(items) >= 480

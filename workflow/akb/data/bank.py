@@ -195,17 +195,28 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", text.lower()))
 
 
+def _answer_is(item: MCQItem, pick) -> bool:
+    """Whether the answer is strictly the longest (pick=max) or shortest (pick=min) option."""
+    lengths = [len(c) for c in item.choices]
+    target = pick(lengths)
+    return lengths[item.answer_index] == target and lengths.count(target) == 1
+
+
 def check_items(
     items: list[MCQItem],
     n_options: int | None = None,
     letter_share: tuple[float, float] = (0.20, 0.30),
+    length_cue_margin: float = 0.10,
     duplicate_jaccard: float = 0.8,
 ) -> list[Problem]:
     """All problems of a bank: errors make it unusable, warnings fall short of our bank's standard.
 
     Errors: duplicate ids, repeated options, wrong option count (when `n_options` is given).
-    Warnings: a correct-answer letter outside `letter_share` of items, and near-duplicate questions
-    (Jaccard similarity of the words of question + answer at or above `duplicate_jaccard`)."""
+    Warnings: a correct-answer letter outside `letter_share` of items; a length cue (the answer is
+    strictly the longest, or strictly the shortest, option in a share of items more than
+    `length_cue_margin` away from chance, 1/n_options), which lets a model score by option length
+    alone; and near-duplicate questions (Jaccard similarity of the words of question + answer at or
+    above `duplicate_jaccard`)."""
     problems = []
     for item_id, count in Counter(it.id for it in items).items():
         if count > 1:
@@ -227,6 +238,13 @@ def check_items(
                         f"is the answer of {share:.1%} of items (expected {low:.0%}-{high:.0%})",
                         "warning",
                     )
+                )
+        for pick, word in ((max, "longest"), (min, "shortest")):
+            share = sum(_answer_is(it, pick) for it in items) / len(items)
+            if abs(share - 1 / n_options) > length_cue_margin:
+                problems.append(
+                    Problem("length cue", f"the answer is the {word} option in {share:.1%} of items "
+                            f"(chance {1 / n_options:.0%})", "warning")
                 )
     signatures = [(it, _words(f"{it.question} {it.answer}")) for it in items]
     for i, (a, words_a) in enumerate(signatures):

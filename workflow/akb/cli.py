@@ -33,11 +33,11 @@ def cmd_validate_bank(args) -> int:
 
 
 def cmd_prepare_bank(args) -> int:
-    from akb.data.bank import check_items, load_bank
+    from akb.data.bank import find_warnings, load_bank
     from akb.io import write_jsonl
 
     items = load_bank(args.source, args.format, args.columns, args.split)
-    for problem in check_items(items):
+    for problem in find_warnings(items):
         log.warning("%s: %s", args.source, problem)
     if args.limit:
         items = items[: args.limit]

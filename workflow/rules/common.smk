@@ -11,7 +11,9 @@ WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
 from akb.config import ConfigError, model_entry, probe_settings, validate_config
+from akb.data.bank import taxonomy_categories
 from akb.job_env import prepare_job_environment
+from akb.models.base import ModelSpec
 
 prepare_job_environment(WORKFLOW_DIR)
 
@@ -25,7 +27,7 @@ config.update(_validated)
 BANK = config["bank"]["name"]
 BANK_FILE = f"resources/banks/{BANK}.jsonl"
 BANK_LABEL = config["bank"]["display_name"] or BANK
-CATEGORIES = ["Sound", "Paralinguistic", "Phonetic", "Music", "Audio Quality", "Technical"]
+CATEGORIES = taxonomy_categories()
 
 
 def _runnable(names):
@@ -62,14 +64,8 @@ def model_files(wildcards):
 
 
 def model_labels(names):
-    return json.dumps({
-        n: {
-            "label": model_entry(config, n).get("display_name") or n,
-            "family": model_entry(config, n)["family"],
-            "group": model_entry(config, n)["group"],
-        }
-        for n in names
-    })
+    specs = [ModelSpec.from_config(model_entry(config, n)) for n in names]
+    return json.dumps({s.name: {"label": s.label, "family": s.family, "group": s.group} for s in specs})
 
 
 def probe_outputs():

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from akb import DATA_DIR
 from akb.io import read_jsonl
 from akb.data.items import LETTERS, MCQItem
 
 BUILTIN_BANK = DATA_DIR / "akb_bank.jsonl"
+TAXONOMY = DATA_DIR / "akb_taxonomy.yaml"
 HF_PREFIX = "hf://"
 DEFAULT_COLUMNS = {
     "id": "id",
@@ -41,6 +44,11 @@ class BankError(ValueError):
 def resolve_source(source: str) -> str:
     """`builtin` names the original bank that ships with the study; anything else is a path or id."""
     return str(BUILTIN_BANK) if source == "builtin" else source
+
+
+def taxonomy_categories() -> list[str]:
+    """The six AKB categories in the paper's order (Table 1 columns)."""
+    return [c["name"] for c in yaml.safe_load(TAXONOMY.read_text(encoding="utf-8"))["categories"]]
 
 
 def detect_format(source: str) -> str:
@@ -174,7 +182,7 @@ def load_bank(
     """Load a bank and check what every consumer relies on (ids unique, answers valid)."""
     source = resolve_source(source)
     items = normalise_records(read_records(source, fmt, split), source, columns)
-    errors = [p for p in check_items(items) if p.severity == "error"]
+    errors = find_errors(items)
     if errors:
         shown = "\n".join(f"  {p}" for p in errors[:20])
         raise BankError(f"{source}: {len(errors)} problem(s):\n{shown}")
@@ -202,50 +210,50 @@ def _answer_is(item: MCQItem, pick) -> bool:
     return lengths[item.answer_index] == target and lengths.count(target) == 1
 
 
-def check_items(
-    items: list[MCQItem],
-    n_options: int | None = None,
-    letter_share: tuple[float, float] = (0.20, 0.30),
-    length_cue_margin: float = 0.10,
-    duplicate_jaccard: float = 0.8,
-) -> list[Problem]:
-    """All problems of a bank: errors make it unusable, warnings fall short of our bank's standard.
-
-    Errors: duplicate ids, repeated options, wrong option count (when `n_options` is given).
-    Warnings: a correct-answer letter outside `letter_share` of items; a length cue (the answer is
-    strictly the longest, or strictly the shortest, option in a share of items more than
-    `length_cue_margin` away from chance, 1/n_options), which lets a model score by option length
-    alone; and near-duplicate questions (Jaccard similarity of the words of question + answer at or
-    above `duplicate_jaccard`)."""
-    problems = []
-    for item_id, count in Counter(it.id for it in items).items():
-        if count > 1:
-            problems.append(Problem(item_id, f"id used by {count} items"))
+def find_errors(items: list[MCQItem], n_options: int | None = None) -> list[Problem]:
+    """What makes a bank unusable: duplicate ids, repeated options, a wrong option count (when
+    `n_options` is given). Linear in the bank size: checked on every load."""
+    problems = [
+        Problem(item_id, f"id used by {count} items")
+        for item_id, count in Counter(it.id for it in items).items()
+        if count > 1
+    ]
     for it in items:
         if len(set(o.lower() for o in it.choices)) != len(it.choices):
             problems.append(Problem(it.id, "options are not distinct"))
         if n_options is not None and len(it.choices) != n_options:
             problems.append(Problem(it.id, f"has {len(it.choices)} options, expected {n_options}"))
-    if items and n_options is not None:
+    return problems
+
+
+def find_warnings(
+    items: list[MCQItem],
+    letter_margin: float = 0.05,
+    length_cue_margin: float = 0.10,
+    duplicate_jaccard: float = 0.8,
+) -> list[Problem]:
+    """What falls short of a well-made bank, where every item has the same number of options n:
+    a correct-answer letter whose share of items is more than `letter_margin` from chance (1/n:
+    20-30% with 4 options); a length cue, where the answer is strictly the longest, or strictly the
+    shortest, option in a share more than `length_cue_margin` from chance, so option length alone
+    would score; and near-duplicate questions (Jaccard similarity of the words of question +
+    answer at or above `duplicate_jaccard`)."""
+    problems = []
+    counts = {len(it.choices) for it in items}
+    if len(counts) == 1:
+        n = counts.pop()
         letters = Counter(it.answer_letter for it in items)
-        low, high = letter_share
-        for letter in LETTERS[:n_options]:
+        low, high = 1 / n - letter_margin, 1 / n + letter_margin
+        for letter in LETTERS[:n]:
             share = letters[letter] / len(items)
-            if not low <= share <= high:
-                problems.append(
-                    Problem(
-                        f"letter {letter}",
-                        f"is the answer of {share:.1%} of items (expected {low:.0%}-{high:.0%})",
-                        "warning",
-                    )
-                )
+            if not low - 1e-9 <= share <= high + 1e-9:
+                problems.append(Problem(f"letter {letter}", f"is the answer of {share:.1%} of items "
+                                        f"(expected {low:.0%}-{high:.0%})", "warning"))
         for pick, word in ((max, "longest"), (min, "shortest")):
             share = sum(_answer_is(it, pick) for it in items) / len(items)
-            if abs(share - 1 / n_options) > length_cue_margin:
-                problems.append(
-                    Problem("length cue", f"the answer is the {word} option in {share:.1%} of items "
-                            f"(chance {1 / n_options:.0%})", "warning")
-                )
+            if abs(share - 1 / n) > length_cue_margin:
+                problems.append(Problem("length cue", f"the answer is the {word} option in {share:.1%} "
+                                        f"of items (chance {1 / n:.0%})", "warning"))
     signatures = [(it, _words(f"{it.question} {it.answer}")) for it in items]
     for i, (a, words_a) in enumerate(signatures):
         for b, words_b in signatures[i + 1 :]:
@@ -253,3 +261,8 @@ def check_items(
             if union and len(words_a & words_b) / union >= duplicate_jaccard:
                 problems.append(Problem(a.id, f"near-duplicate of {b.id}", "warning"))
     return problems
+
+
+def check_items(items: list[MCQItem], n_options: int | None = None) -> list[Problem]:
+    """Every problem of a bank: errors first, then warnings."""
+    return find_errors(items, n_options) + find_warnings(items)

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from akb.stats import percentile_interval, resample_indices
+
 # Below three models a correlation is either undefined or trivially +-1, so it is reported as NaN.
 MIN_MODELS = 3
 
@@ -18,8 +20,7 @@ def _defined(x: np.ndarray, y: np.ndarray) -> bool:
 def _bootstrap_r(x: np.ndarray, y: np.ndarray, n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
     """Percentile interval of r, resampling models with replacement. Resamples in which either
     metric is constant (e.g. one model drawn n times) have no r and are skipped."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
+    idx = resample_indices(x.size, n_resamples, seed)
     xs, ys = x[idx], y[idx]
     keep = (np.ptp(xs, axis=1) > 0) & (np.ptp(ys, axis=1) > 0)
     if not keep.any():
@@ -27,9 +28,7 @@ def _bootstrap_r(x: np.ndarray, y: np.ndarray, n_resamples: int, confidence: flo
     xs = xs[keep] - xs[keep].mean(axis=1, keepdims=True)
     ys = ys[keep] - ys[keep].mean(axis=1, keepdims=True)
     r = (xs * ys).sum(axis=1) / np.sqrt((xs**2).sum(axis=1) * (ys**2).sum(axis=1))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(r, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return percentile_interval(r, confidence)
 
 
 def correlations(

@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def resample_indices(size: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples, size) indices drawn with replacement: one bootstrap resample per row."""
+    return np.random.default_rng(seed).integers(0, size, size=(n_resamples, size))
+
+
+def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     values: np.ndarray | list[float], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
@@ -12,11 +23,8 @@ def bootstrap_ci(
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_resamples, values.size))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    means = values[resample_indices(values.size, n_resamples, seed)].mean(axis=1)
+    return percentile_interval(means, confidence)
 
 
 def accuracy_summary(

@@ -47,6 +47,17 @@ def test_slurm_profile_plans_jobs_with_model_resources(tmp_path):
     assert "slurm_partition=gpu" in qwen14
 
 
+def test_the_bank_file_is_tracked_so_edits_rerun_the_study(tmp_path):
+    bank = tmp_path / "mine.jsonl"
+    bank.write_text('{"id": "a", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n')
+    for source, expected in [("builtin", ROOT / "workflow/data/akb_bank.jsonl"), (str(bank), bank)]:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"bank: {{source: '{source}'}}\nmodels:\n  - {{name: m, backend: tiny, source: llama}}\n")
+        plan = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path)).stdout
+        (job,) = [j for j in plan.split("\n\n") if "rule prepare_bank:" in j]
+        assert f"input: {expected}" in job
+
+
 def test_invalid_config_stops_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  - {name: m, backend: tiny, source: llama}\nprobe: {batch_size: 0}\n")

@@ -11,7 +11,7 @@ WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
 from akb.config import ConfigError, model_entry, probe_settings, validate_config
-from akb.data.bank import taxonomy_categories
+from akb.data.bank import resolve_source, taxonomy_categories
 from akb.job_env import prepare_job_environment
 from akb.models.base import ModelSpec
 
@@ -90,7 +90,8 @@ wildcard_constraints:
 
 
 def bank_source_files(wildcards):
-    """A local bank file is tracked as an input once it exists; a missing one (or a dataset id)
-    is reported by prepare-bank when the job runs, so the study can be planned without it."""
-    source = config["bank"]["source"]
-    return [source] if source != "builtin" and Path(source).is_file() else []
+    """A local bank file (the shipped one included) is tracked as an input, so editing it reruns
+    what depends on it; a missing one (or a dataset id) is reported by prepare-bank when the job
+    runs, so the study can be planned without it."""
+    source = resolve_source(config["bank"]["source"])
+    return [source] if Path(source).is_file() else []

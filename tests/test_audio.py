@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from akb.audio import SAMPLE_RATE, AudioError, is_silent, load_audio
+from akb.audio import SAMPLE_RATE, AudioError, audio_duration, is_silent, load_audio
 
 
 def test_resamples_to_16k_mono(tmp_path):
@@ -28,3 +28,16 @@ def test_bad_files_name_the_file(tmp_path):
 def test_silence_is_detected_not_rejected(tmp_path):
     sf.write(tmp_path / "quiet.wav", np.zeros(SAMPLE_RATE), SAMPLE_RATE)
     assert is_silent(load_audio(tmp_path / "quiet.wav"))
+
+
+def test_duration_from_the_header_with_the_same_errors(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(8_000), 8_000)
+    assert audio_duration(tmp_path / "a.wav") == 1.0
+    with pytest.raises(AudioError, match="missing.wav: audio file not found"):
+        audio_duration(tmp_path / "missing.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    with pytest.raises(AudioError, match="corrupt.wav: cannot decode audio"):
+        audio_duration(tmp_path / "corrupt.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0), SAMPLE_RATE)
+    with pytest.raises(AudioError, match="empty.wav: audio file holds no samples"):
+        audio_duration(tmp_path / "empty.wav")

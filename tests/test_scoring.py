@@ -33,6 +33,12 @@ def test_option_inside_another_option_counts_once():
     assert extract_choice("It is white noise.", choices, "ABCD").index == 1
 
 
+def test_containment_is_by_whole_words():
+    choices = ("Man", "Woman", "Child", "Robot")
+    assert extract_choice("It is a woman, not a man.", choices, "ABCD").status == "unparseable"
+    assert extract_choice("A woman.", choices, "ABCD").index == 1
+
+
 def test_letters_follow_the_number_of_choices():
     assert extract_choice("C", ("yes", "no"), "AB").status == "unparseable"
 

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pandas as pd
 
-from akb.stats import accuracy_summary
-
-
-def _grouped(rows: list[dict], key: str, field: str, bootstrap: dict) -> dict:
-    groups: dict[str, list[bool]] = defaultdict(list)
-    for row in rows:
-        groups[row[key]].append(bool(row[field]))
-    return {name: accuracy_summary(values, **bootstrap) for name, values in groups.items()}
+from akb.stats import accuracy_summary, grouped_accuracy
 
 
 def score_predictions(rows: list[dict], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
@@ -27,8 +18,8 @@ def score_predictions(rows: list[dict], n_resamples: int = 1000, confidence: flo
         **accuracy_summary([r["correct"] for r in rows], **bootstrap),
         "confidence": confidence,
         "unparseable": sum(r["parse_status"] == "unparseable" for r in rows),
-        "by_category": _grouped(rows, "category", "correct", bootstrap),
-        "by_subcategory": _grouped(rows, "subcategory", "correct", bootstrap),
+        "by_category": grouped_accuracy(rows, "category", "correct", **bootstrap),
+        "by_subcategory": grouped_accuracy(rows, "subcategory", "correct", **bootstrap),
     }
     if scores["mode"] == "loglik":
         scores["length_normalized"] = accuracy_summary([r["correct_norm"] for r in rows], **bootstrap)

@@ -56,7 +56,9 @@ def extract_choice(output: str, choices: tuple[str, ...] | list[str], letters: s
     said = f" {_normalise(text)} "
     found = [i for i, c in enumerate(choices) if _normalise(c) and f" {_normalise(c)} " in said]
     maximal = [
-        i for i in found if not any(j != i and _normalise(choices[i]) in _normalise(choices[j]) for j in found)
+        i for i in found
+        # Whole words: "man" lies inside "woman" as letters, not as a word.
+        if not any(j != i and f" {_normalise(choices[i])} " in f" {_normalise(choices[j])} " for j in found)
     ]
     if len(maximal) == 1:
         return Extraction(maximal[0], "option_text")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 
@@ -39,3 +41,11 @@ def accuracy_summary(
         "accuracy": 100 * float(values.mean()) if values.size else float("nan"),
         "ci": [100 * low, 100 * high],
     }
+
+
+def grouped_accuracy(rows: list[dict], key: str, field: str = "correct", **bootstrap) -> dict[str, dict]:
+    """`accuracy_summary` of `field` for each value of `key` (category, domain, ...), in first-seen order."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(bool(row[field]))
+    return {name: accuracy_summary(values, **bootstrap) for name, values in groups.items()}

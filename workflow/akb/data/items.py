@@ -13,7 +13,12 @@ class MCQItem:
     """A multiple-choice question with one correct choice.
 
     `answer` is the correct choice's text (not a letter), so items from banks that store letters,
-    indices or texts compare alike. Letters are derived from the choice order."""
+    indices or texts compare alike. Letters are derived from the choice order.
+
+    Audio benchmark items also carry `domain` (MMAU task, MMAR modality) and `audio` (the clip's
+    path). Prompts are built from `question` and `choices` only; `extra` holds the benchmark's
+    other fields, and `hidden` the answer hints some benchmarks ship (MMAR's thinking, cue,
+    rubric), which must never reach a model (left out of repr so they do not leak into logs)."""
 
     id: str
     question: str
@@ -22,6 +27,9 @@ class MCQItem:
     category: str = ""
     subcategory: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    domain: str = ""
+    audio: str = ""
+    hidden: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def letters(self) -> str:

@@ -1,0 +1,282 @@
+"""Audio benchmarks (MMAU test-mini, MMAR): loading, checks before any model runs, official scoring.
+
+Both are normalised to `MCQItem`: the answer as text, `domain` = MMAU task / MMAR modality (MMAR's
+mixed modalities stay groups of their own), `audio` = the clip's path, the benchmark's other fields
+in `extra`, and MMAR's answer hints (thinking, cue, rubric) in `hidden`, where no prompt looks.
+
+Every bad item is collected before anything stops, so one run names them all. A bad item stops the
+load (on_bad_item="error"), or is dropped and returned with its problem (on_bad_item="skip"; also
+logged), never silently.
+
+Clips are checked from their headers by default (`akb.audio.audio_duration`): that every clip
+exists and libsndfile can open it, for a tenth of a second per 1,000 clips, where decoding reads
+every sample (3 s per 1,000 ten-second 44.1 kHz WAVs from a warm local disk; far longer for long
+MMAR clips or network storage), on every load. A clip damaged after a sound header passes and fails
+later, in the model's own `load_audio`, with the file named. check_audio="decode" decodes every clip
+as the models will, and also reports silent clips (a warning: a benchmark may use silence on
+purpose).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from akb.audio import AudioError, audio_duration, is_silent, load_audio
+from akb.data.bank import BankError, Problem, read_records
+from akb.data.items import LETTERS, MCQItem
+from akb.scoring import extract_choice, string_match, strip_reasoning
+from akb.stats import accuracy_summary, grouped_accuracy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkFormat:
+    """The keys in which the benchmarks' files differ."""
+
+    audio_key: str  # the clip's path, relative to the benchmark file
+    domain_key: str  # the top-level group of the official per-domain scores
+    prediction_key: str  # where the official scoring script reads a model's answer
+
+
+FORMATS = {
+    "mmau": BenchmarkFormat(audio_key="audio_id", domain_key="task", prediction_key="model_output"),
+    "mmar": BenchmarkFormat(audio_key="audio_path", domain_key="modality", prediction_key="answer_prediction"),
+}
+HIDDEN_FIELDS = ("thinking", "cue", "rubric")
+MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
+CHECK_AUDIO = ("header", "decode")
+ON_BAD_ITEM = ("error", "skip")
+SHOWN_PROBLEMS = 20
+
+
+class _BadItem(Exception):
+    def __init__(self, item_id: str, message: str):
+        self.problem = Problem(item_id, message)
+
+
+def detect_kind(record: dict) -> str | None:
+    """"mmau" or "mmar" from the key naming the clip, which both raw records and `item.extra` hold."""
+    return next((kind for kind, fmt in FORMATS.items() if fmt.audio_key in record), None)
+
+
+def _text(value: Any) -> str:
+    """A category as one string: some MMAU items hold a list (of one category)."""
+    if isinstance(value, list):
+        return "; ".join(str(v).strip() for v in value)
+    return "" if value is None else str(value).strip()
+
+
+def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> MCQItem:
+    """One benchmark record as an item; raises _BadItem naming the first thing wrong with it."""
+    if not isinstance(record, dict):
+        raise _BadItem(f"#{index}", "record is not a JSON object")
+    item_id = "" if record.get("id") is None else str(record["id"]).strip()
+    if not item_id:
+        raise _BadItem(f"#{index} (no id)", "missing field 'id'")
+    missing = [k for k in ("question", "choices", "answer", fmt.audio_key, fmt.domain_key) if k not in record]
+    if missing:
+        raise _BadItem(item_id, f"missing field(s) {missing}")
+    for key in ("question", fmt.audio_key, fmt.domain_key):
+        if not isinstance(record[key], str) or not record[key].strip():
+            raise _BadItem(item_id, f"field {key!r} must be a non-empty string")
+    choices = record["choices"]
+    if not isinstance(choices, list) or not all(isinstance(c, str) and c.strip() for c in choices):
+        raise _BadItem(item_id, "field 'choices' must be a list of non-empty strings")
+    choices = tuple(c.strip() for c in choices)
+    if not MIN_CHOICES <= len(choices) <= MAX_CHOICES:
+        raise _BadItem(item_id, f"has {len(choices)} choices; needs {MIN_CHOICES} to {MAX_CHOICES}")
+    answer = record["answer"]
+    if not isinstance(answer, str) or answer.strip() not in choices:
+        # Only the exact text counts: a letter or index here would be a guess at the file's intent.
+        raise _BadItem(item_id, f"answer {answer!r} is not one of the choices {list(choices)}")
+    # The clip's original relative path stays in `extra`, so official records reproduce it.
+    core = {"id", "question", "choices", "answer", fmt.domain_key, "category", "sub-category", *HIDDEN_FIELDS}
+    return MCQItem(
+        id=item_id,
+        question=record["question"].strip(),
+        choices=choices,
+        answer=answer.strip(),
+        category=_text(record.get("category")),
+        subcategory=_text(record.get("sub-category")),
+        extra={k: v for k, v in record.items() if k not in core},
+        domain=record[fmt.domain_key].strip(),
+        audio=str(audio_root / record[fmt.audio_key]),
+        hidden={k: record[k] for k in HIDDEN_FIELDS if k in record},
+    )
+
+
+def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
+    try:
+        if check_audio == "header":
+            audio_duration(item.audio)
+            return []
+        audio = load_audio(item.audio)
+    except AudioError as e:
+        return [Problem(item.id, str(e))]
+    return [Problem(item.id, f"{item.audio}: audio is silent", "warning")] if is_silent(audio) else []
+
+
+def _listing(problems: list[Problem]) -> str:
+    shown = [f"  {p}" for p in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        shown.append(f"  ... and {len(problems) - SHOWN_PROBLEMS} more")
+    return "\n".join(shown)
+
+
+def load_audio_benchmark(
+    path: str | Path,
+    kind: str = "auto",
+    audio_root: str | Path | None = None,
+    on_bad_item: str = "error",
+    check_audio: str = "header",
+) -> tuple[list[MCQItem], list[Problem]]:
+    """Items of an MMAU or MMAR file (JSON array or JSONL), checked, and the problems found.
+
+    `kind` is "mmau", "mmar" or "auto" (told by the key naming the clip). Clip paths are resolved
+    against `audio_root` (default: the benchmark file's folder). Errors: a missing or malformed
+    field, 2-8 choices, the answer among the choices, unique ids, a clip that exists and can be
+    read (see the module docstring for `check_audio`). Problems name the item; a raised BankError
+    also names the file. Warnings (silent clips) never drop an item."""
+    path = Path(path)
+    if on_bad_item not in ON_BAD_ITEM:
+        raise ValueError(f"on_bad_item must be one of {ON_BAD_ITEM}, not {on_bad_item!r}")
+    if check_audio not in CHECK_AUDIO:
+        raise ValueError(f"check_audio must be one of {CHECK_AUDIO}, not {check_audio!r}")
+    records = read_records(str(path))  # JSON or JSONL by extension; errors name the file and line
+    if kind == "auto":
+        kind = next((k for r in records if isinstance(r, dict) and (k := detect_kind(r))), "")
+        if not kind:
+            keys = " or ".join(repr(f.audio_key) for f in FORMATS.values())
+            raise BankError(f"{path}: cannot tell MMAU from MMAR (no record has {keys}); set the kind")
+    if kind not in FORMATS:
+        raise BankError(f"{path}: unknown benchmark kind {kind!r} (one of {sorted(FORMATS)} or 'auto')")
+    fmt = FORMATS[kind]
+    root = path.parent if audio_root is None else Path(audio_root)
+
+    items, problems = [], []
+    for index, record in enumerate(records):
+        try:
+            items.append(_item(record, index, fmt, root))
+        except _BadItem as bad:
+            problems.append(bad.problem)
+    counts = Counter(it.id for it in items)
+    problems += [Problem(item_id, f"id used by {n} items") for item_id, n in counts.items() if n > 1]
+    for it in items:
+        if counts[it.id] == 1:  # clips of items already known bad are not worth reading
+            problems += _audio_problems(it, check_audio)
+
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    if errors and on_bad_item == "error":
+        raise BankError(f"{path}: {len(errors)} bad item(s):\n{_listing(errors)}")
+    if errors:
+        log.warning("%s: skipping %d bad item(s):\n%s", path, len(errors), _listing(errors))
+    if warnings:
+        log.warning("%s: %d warning(s):\n%s", path, len(warnings), _listing(warnings))
+    # Every copy of a duplicated id goes: which one is right cannot be told.
+    bad_ids = {p.item_id for p in errors}
+    items = [it for it in items if it.id not in bad_ids]
+    if not items:
+        raise BankError(f"{path}: no usable items")
+    return items, problems
+
+
+def prediction_text(item: MCQItem, output: str | None) -> tuple[str, str]:
+    """The text the official rule is applied to, and how the output was read ("letter",
+    "option_text", "unparseable" or "missing").
+
+    A letter answer ("B", "(b)", "The answer is B") becomes its option's text, since the official
+    string_match scores a bare letter wrong. Any other output is kept as the model said it
+    (reasoning blocks removed) and judged by string_match as the official scripts would."""
+    if output is None:
+        return "", "missing"
+    choice = extract_choice(output, item.choices, item.letters)
+    if choice.status == "letter":
+        return item.choices[choice.index], "letter"
+    return strip_reasoning(output), choice.status
+
+
+def _outputs_by_id(items: list[MCQItem], rows: list[dict], output_key: str) -> dict[str, str | None]:
+    """Each prediction row's output by item id; a row for an unknown item or a repeated id means the
+    predictions belong to another benchmark or run, so that is an error rather than ignored."""
+    ids = [str(row.get("id")) for row in rows]
+    known = {it.id for it in items}
+    unknown = sorted(set(ids) - known)
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if unknown or repeated:
+        raise ValueError(f"predictions do not match the items: {len(unknown)} unknown id(s) "
+                         f"{unknown[:5]}, {len(repeated)} repeated id(s) {repeated[:5]}")
+    return {i: row.get(output_key) for i, row in zip(ids, rows)}
+
+
+def grade_predictions(items: list[MCQItem], rows: list[dict], output_key: str = "raw_output") -> list[dict]:
+    """One graded row per item, in item order: an item with no prediction row (or a null output)
+    is "missing" and wrong, so the denominator is always every item."""
+    outputs = _outputs_by_id(items, rows, output_key)
+    graded = []
+    for it in items:
+        text, status = prediction_text(it, outputs.get(it.id))
+        graded.append({
+            "id": it.id, "domain": it.domain, "category": it.category, "subcategory": it.subcategory,
+            "answer": it.answer, "prediction": text, "parse_status": status,
+            "correct": string_match(it.answer, text, it.choices),
+        })
+    return graded
+
+
+def score_audio_predictions(
+    items: list[MCQItem],
+    rows: list[dict],
+    output_key: str = "raw_output",
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Accuracy (percent, bootstrap interval) over every item, per domain, per category and per
+    subcategory, by the official rule (see `prediction_text`). Missing predictions and outputs
+    naming no single option are counted; both are scored, nearly always wrong, never dropped."""
+    if not items:
+        raise ValueError("no items to score")
+    graded = grade_predictions(items, rows, output_key)
+    bootstrap = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    statuses = Counter(r["parse_status"] for r in graded)
+    return {
+        **accuracy_summary([r["correct"] for r in graded], **bootstrap),
+        "confidence": confidence,
+        "missing": statuses["missing"],
+        "unparseable": statuses["unparseable"],
+        "by_domain": grouped_accuracy(graded, "domain", "correct", **bootstrap),
+        "by_category": grouped_accuracy(graded, "category", "correct", **bootstrap),
+        "by_subcategory": grouped_accuracy(graded, "subcategory", "correct", **bootstrap),
+    }
+
+
+def official_predictions(
+    items: list[MCQItem], rows: list[dict], kind: str = "auto", output_key: str = "raw_output"
+) -> list[dict]:
+    """The benchmark's own records, one per item in item order, with the answer under the key the
+    official script reads (MMAU: model_output, MMAR: answer_prediction), so it can be run on them.
+
+    The answer written is `prediction_text`'s (a letter mapped to its option), so the official
+    script's accuracy equals `score_audio_predictions`'. An item without a prediction gets "" (wrong)
+    rather than no key, which the official scripts would skip, shrinking their denominator. The
+    answer hints in `hidden` are left out; `category` is written as normalised (a string)."""
+    if not items:
+        return []
+    if kind == "auto":
+        kind = detect_kind(items[0].extra) or ""
+    if kind not in FORMATS:
+        raise ValueError(f"unknown benchmark kind {kind!r}: one of {sorted(FORMATS)}, or 'auto' for "
+                         "items loaded by load_audio_benchmark")
+    fmt = FORMATS[kind]
+    return [
+        {"id": it.id, "question": it.question, "choices": list(it.choices), "answer": it.answer,
+         fmt.domain_key: it.domain, "category": it.category, "sub-category": it.subcategory,
+         **it.extra, fmt.prediction_key: row["prediction"]}
+        for it, row in zip(items, grade_predictions(items, rows, output_key))
+    ]

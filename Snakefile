@@ -14,11 +14,13 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/cascade.smk"
 include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         probe_outputs(),
+        cascade_outputs(),
         figure_outputs(),
     default_target: True

@@ -11,8 +11,6 @@ CONDA_TO_PYPI = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}
 # Needed to run the workflow, not inside its jobs.
 WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}
-# Not used by any job of the stages that exist yet (declared for the audio stages).
-NOT_IN_JOBS_YET = {"librosa", "soundfile"}
 
 
 def _name(requirement: str) -> str:
@@ -46,7 +44,7 @@ def test_every_env_package_is_a_project_dependency_with_the_same_floor():
 
 
 def test_every_job_dependency_is_in_some_env():
-    missing = set(_pyproject()) - set(_env_packages()) - WORKFLOW_ONLY - NOT_IN_JOBS_YET
+    missing = set(_pyproject()) - set(_env_packages()) - WORKFLOW_ONLY
     assert not missing, f"pyproject dependencies absent from envs/: {sorted(missing)}"
 
 

@@ -58,10 +58,7 @@ def cmd_probe(args) -> int:
     from akb.models import ModelSpec, load_model
     from akb.probe import probe
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     spec = ModelSpec.from_config(args.model)
     items = load_bank(args.bank)
     model = load_model(spec, Path(args.packaged_root))
@@ -112,6 +109,82 @@ def cmd_study_figures(args) -> int:
 
     build_study_figures(Path(args.metrics), Path(args.figures_dir), Path(args.tables_dir), args.resamples, args.seed)
     return 0
+
+
+def cmd_generate_synthetic(args) -> int:
+    from akb.data.synthetic import generate_suite
+
+    generate_suite(Path(args.out_dir), args.seed, args.n_test, args.n_train, speech_engine=args.speech_engine)
+    return 0
+
+
+def _audio_items(args):
+    """The benchmark's items, validated the same way by every command that reads them."""
+    from akb.data.audio_bench import load_audio_benchmark
+
+    items, problems = load_audio_benchmark(args.benchmark, args.kind, args.audio_root, args.on_bad_item)
+    return items, problems
+
+
+def cmd_validate_audio_benchmark(args) -> int:
+    from akb.io import write_json
+
+    items, problems = _audio_items(args)
+    domains = sorted({it.domain for it in items})
+    write_json(args.out, {"benchmark": args.benchmark, "items": len(items), "domains": domains,
+                          "problems": [vars(p) for p in problems]})
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from akb.caption import caption_items
+    from akb.captioners import load_captioner
+
+    items, _ = _audio_items(args)
+    caption_items(load_captioner(args.captioner), items, args.out, args.batch_size)
+    return 0
+
+
+def cmd_cascade(args) -> int:
+    from akb.caption import read_captions
+    from akb.models import ModelSpec, load_model
+    from akb.probe import probe
+
+    _set_threads(args.threads)
+    items, _ = _audio_items(args)
+    captions = read_captions(args.captions)
+    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
+    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, descriptions=captions)
+    return 0
+
+
+def cmd_score_audio(args) -> int:
+    from akb.data.audio_bench import official_predictions, score_audio_predictions
+    from akb.io import read_jsonl, write_json
+
+    items, _ = _audio_items(args)
+    rows = read_jsonl(args.predictions)
+    scores = score_audio_predictions(items, rows, n_resamples=args.resamples, seed=args.seed)
+    write_json(args.out, {"model": args.model_name, "captioner": args.captioner_name,
+                          "benchmark": args.benchmark_name, **scores})
+    write_json(args.official_out, official_predictions(items, rows))
+    return 0
+
+
+def cmd_cascade_table(args) -> int:
+    from akb.cascade_table import cascade_table
+    from akb.figures import write_table
+
+    write_table(cascade_table([json.loads(Path(p).read_text()) for p in args.scores], args.labels),
+                Path(args.out_stem))
+    return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +265,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables-dir", default="results/tables")
     bootstrap_args(p)
     p.set_defaults(func=cmd_study_figures)
+
+    p = sub.add_parser("generate-synthetic", help="the synthetic audio suite (MMAU format, 16 kHz WAV)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-test", type=int, default=360)
+    p.add_argument("--n-train", type=int, default=0)
+    p.add_argument("--speech-engine", default="auto", choices=["auto", "espeak-ng", "formant"])
+    p.set_defaults(func=cmd_generate_synthetic)
+
+    def audio_benchmark_args(p):
+        p.add_argument("--benchmark", required=True, help="MMAU or MMAR file (JSON array or JSONL)")
+        p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+        p.add_argument("--audio-root", default=None, help="default: the benchmark file's directory")
+        p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+
+    p = sub.add_parser("validate-audio-benchmark", help="check an audio benchmark before any model runs")
+    audio_benchmark_args(p)
+    p.add_argument("--out", required=True, help="validation report (JSON)")
+    p.set_defaults(func=cmd_validate_audio_benchmark)
+
+    p = sub.add_parser("caption", help="describe every clip with a captioner; resumable")
+    audio_benchmark_args(p)
+    p.add_argument("--captioner", type=_json_arg, required=True, help="the captioner's config entry as JSON")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("cascade", help="a text LLM answers each audio question from its caption; resumable")
+    audio_benchmark_args(p)
+    p.add_argument("--captions", required=True)
+    p.add_argument("--model", type=_json_arg, required=True, help="the model's config entry as JSON")
+    p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_cascade)
+
+    p = sub.add_parser("score-audio", help="official-rule accuracy per domain, and the official scripts' input")
+    audio_benchmark_args(p)
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--captioner-name", default=None)
+    p.add_argument("--benchmark-name", required=True, help="the benchmark's name in tables")
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--official-out", required=True, help="predictions in the benchmark's official format")
+    p.set_defaults(func=cmd_score_audio)
+
+    p = sub.add_parser("cascade-table", help="Table-2-style cascade table (CSV, Markdown, LaTeX)")
+    p.add_argument("--scores", nargs="+", required=True)
+    p.add_argument("--labels", type=_json_arg, required=True)
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_cascade_table)
     return parser
 
 

@@ -50,11 +50,12 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"invalid configuration:\n  config.models: duplicate name(s) {duplicated}")
-    unknown = [n for n in config["probe"]["models"] or [] if n not in names]
-    if unknown:
-        raise ConfigError(
-            f"invalid configuration:\n  config.probe.models: unknown model(s) {unknown}; declared: {names}"
-        )
+    for stage in ("probe", "cascade"):
+        unknown = [n for n in config[stage]["models"] or [] if n not in names]
+        if unknown:
+            raise ConfigError(
+                f"invalid configuration:\n  config.{stage}.models: unknown model(s) {unknown}; declared: {names}"
+            )
     return config
 
 

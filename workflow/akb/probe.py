@@ -16,7 +16,7 @@ from tqdm import tqdm
 from akb.data.items import MCQItem
 from akb.io import PartialJsonl
 from akb.models.base import LanguageModel
-from akb.prompts import lettered_question, loglik_context
+from akb.prompts import lettered_question, loglik_context, with_description
 from akb.scoring import extract_choice
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def _batches(items: list[MCQItem], lengths: list[int], size: int) -> Iterator[li
 
 
 def _record(item: MCQItem, mode: str, prompt: str) -> dict:
-    return {"id": item.id, "category": item.category, "subcategory": item.subcategory,
+    return {"id": item.id, "domain": item.domain, "category": item.category, "subcategory": item.subcategory,
             "mode": mode, "answer": item.answer_letter, "prompt": prompt}
 
 
@@ -73,20 +73,27 @@ def probe(
     mode: str = "generate",
     batch_size: int = 8,
     max_new_tokens: int = 32,
+    descriptions: dict[str, str] | None = None,
 ) -> None:
     """Write one prediction row per item to `out_path`, resuming from `<out_path>.partial`.
 
     `batch_size` counts sequences per forward pass; in loglik mode each item contributes one
-    sequence per option, so a batch holds `batch_size // n_options` items (at least one)."""
+    sequence per option, so a batch holds `batch_size // n_options` items (at least one).
+    `descriptions` (item id -> text) puts a description of each item's audio before its question:
+    the cascade evaluation, where a caption stands in for the clip."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
     partial = PartialJsonl(out_path)
+    described = {} if descriptions is None else descriptions
+    missing = [item.id for item in items if descriptions is not None and item.id not in described]
+    if missing:
+        raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
     if mode == "generate":
-        prompts = [model.prompt(lettered_question(item)) for item in items]
+        prompts = [model.prompt(with_description(lettered_question(item), described.get(item.id))) for item in items]
         lengths = [model.token_length(p) for p in prompts]
         per_batch = batch_size
     else:
-        prompts = [model.prompt(loglik_context(item)) for item in items]
+        prompts = [model.prompt(with_description(loglik_context(item), described.get(item.id))) for item in items]
         lengths = [
             model.token_length(p) + max(model.token_length(c) for c in item.choices)
             for item, p in zip(items, prompts)

@@ -17,3 +17,11 @@ def loglik_context(item: MCQItem) -> str:
     """Context whose continuations are the option texts (the options are not listed, so each
     option is scored on its own plausibility, as in lm-evaluation-harness multiple choice)."""
     return f"Question: {item.question}\nAnswer:"
+
+
+def with_description(text: str, description: str | None) -> str:
+    """`text` preceded by a description of the audio clip (the cascade: a caption stands in for the
+    audio); unchanged when there is no description."""
+    if description is None:
+        return text
+    return f"Description of the audio clip: {description}\n\n{text}"

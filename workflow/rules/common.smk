@@ -42,7 +42,54 @@ def _runnable(names):
     return [n for n in names if n not in api]
 
 
-PROBE_MODELS = _runnable(config["probe"]["models"] or [m["name"] for m in config["models"]])
+ALL_MODELS = [m["name"] for m in config["models"]]
+PROBE_MODELS = _runnable(config["probe"]["models"] or ALL_MODELS)
+
+# The cascade runs when audio benchmarks and captioners are configured.
+AUDIO_BENCHMARKS = {b["name"]: b for b in config["audio_benchmarks"]}
+CAPTIONERS = {c["name"]: c for c in config["captioners"]}
+CASCADE_MODELS = _runnable(config["cascade"]["models"] or ALL_MODELS) if AUDIO_BENCHMARKS and CAPTIONERS else []
+SYNTHETIC_DIR = "resources/synthetic"
+
+
+def audio_benchmark_file(name):
+    source = AUDIO_BENCHMARKS[name]["source"]
+    return f"{SYNTHETIC_DIR}/test.json" if source == "synthetic" else source
+
+
+def audio_benchmark_inputs(wildcards):
+    """The generated suite's directory, or a user's benchmark file once it exists (a missing one
+    is reported by the job, so the study can be planned without it)."""
+    if AUDIO_BENCHMARKS[wildcards.benchmark]["source"] == "synthetic":
+        return [SYNTHETIC_DIR]
+    path = audio_benchmark_file(wildcards.benchmark)
+    return [path] if Path(path).is_file() else []
+
+
+def audio_benchmark_args(wildcards):
+    entry = AUDIO_BENCHMARKS[wildcards.benchmark]
+    root = f" --audio-root {entry['audio_root']}" if entry["audio_root"] else ""
+    return (f"--benchmark {audio_benchmark_file(wildcards.benchmark)} --kind {entry['kind']} "
+            f"--on-bad-item {entry['on_bad_item']}{root}")
+
+
+def audio_benchmark_label(name):
+    return AUDIO_BENCHMARKS[name]["display_name"] or name
+
+
+def captioner_entry(name):
+    return CAPTIONERS[name]
+
+
+def captioner_json(wildcards):
+    return json.dumps(CAPTIONERS[wildcards.captioner])
+
+
+def cascade_score_files():
+    return expand(
+        "results/cascade/{captioner}/{model}/{benchmark}_scores.json",
+        captioner=CAPTIONERS, model=CASCADE_MODELS, benchmark=AUDIO_BENCHMARKS,
+    )
 
 
 def model_json(wildcards):
@@ -75,6 +122,10 @@ def probe_outputs():
     ]
 
 
+def cascade_outputs():
+    return [*cascade_score_files(), "results/tables/cascade.csv"] if CASCADE_MODELS else []
+
+
 def figure_outputs():
     return [
         "results/tables/metrics.csv",
@@ -84,9 +135,15 @@ def figure_outputs():
     ]
 
 
+def _one_of(names):
+    return "|".join(map(re.escape, names)) if names else "(?!)"
+
+
 wildcard_constraints:
     bank=BANK,
-    model="|".join(map(re.escape, PROBE_MODELS)) if PROBE_MODELS else "(?!)",
+    model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS))),
+    benchmark=_one_of(list(AUDIO_BENCHMARKS)),
+    captioner=_one_of(list(CAPTIONERS)),
 
 
 def bank_source_files(wildcards):

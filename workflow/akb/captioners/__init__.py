@@ -27,4 +27,19 @@ class Captioner(ABC):
         """Describe each clip; the returned list has one string per input clip."""
 
 
-__all__ = ["Captioner"]
+CAPTIONER_BACKENDS = ("dsp",)
+
+
+def load_captioner(entry: dict) -> Captioner:
+    """The captioner a config entry declares ({name, backend, ...})."""
+    if entry["backend"] == "dsp":
+        from akb.captioners.dsp import DspCaptioner
+
+        captioner = DspCaptioner()
+    else:
+        raise ValueError(f"captioner {entry['name']}: unknown backend {entry['backend']!r}; one of {CAPTIONER_BACKENDS}")
+    captioner.name = entry["name"]
+    return captioner
+
+
+__all__ = ["CAPTIONER_BACKENDS", "Captioner", "load_captioner"]

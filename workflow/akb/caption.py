@@ -1,0 +1,36 @@
+"""Caption every clip of an audio benchmark, resumably: the first half of the cascade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from akb.audio import load_audio
+from akb.captioners import Captioner
+from akb.data.items import MCQItem
+from akb.io import PartialJsonl, read_jsonl
+
+
+def caption_items(captioner: Captioner, items: list[MCQItem], out_path: str | Path, batch_size: int = 8) -> None:
+    """One row per clip ({id, captioner, caption}) in `out_path`, resuming from its partial file.
+    Clips shared by several items are captioned once."""
+    partial = PartialJsonl(out_path)
+    clips = list(dict.fromkeys(item.audio for item in items))
+    ids_of = {clip: [item.id for item in items if item.audio == clip] for clip in clips}
+    todo = [clip for clip in clips if not all(partial.done(i) for i in ids_of[clip])]
+    with tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"caption {captioner.name}", unit="clip") as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            captions = captioner.caption([load_audio(clip, captioner.sample_rate) for clip in batch])
+            partial.append(
+                {"id": item_id, "captioner": captioner.name, "caption": caption}
+                for clip, caption in zip(batch, captions)
+                for item_id in ids_of[clip]
+            )
+            bar.update(len(batch))
+    partial.publish([item.id for item in items])
+
+
+def read_captions(path: str | Path) -> dict[str, str]:
+    return {row["id"]: row["caption"] for row in read_jsonl(path)}

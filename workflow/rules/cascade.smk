@@ -1,0 +1,133 @@
+# Stage 2: the cascade. A captioner describes each clip; a text LLM answers from the description.
+
+
+rule generate_synthetic:
+    """The synthetic audio suite (MMAU format, 16 kHz WAV), deterministic from its seed."""
+    output:
+        directory("resources/synthetic"),
+    log:
+        "logs/resources/synthetic.log",
+    params:
+        seed=config["synthetic"]["seed"],
+        n_test=config["synthetic"]["n_test"],
+        n_train=config["synthetic"]["n_train"],
+        engine=config["synthetic"]["speech_engine"],
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb generate-synthetic --out-dir {output} --seed {params.seed} --n-test {params.n_test} "
+        "--n-train {params.n_train} --speech-engine {params.engine} > {log} 2>&1"
+
+
+rule validate_audio_benchmark:
+    """Every item checked (ids, answers, 2-8 choices, clips present and readable) before any model runs."""
+    input:
+        audio_benchmark_inputs,
+    output:
+        "results/benchmarks/{benchmark}/validation.json",
+    log:
+        "logs/benchmarks/{benchmark}.log",
+    params:
+        args=audio_benchmark_args,
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb validate-audio-benchmark {params.args} --out {output} > {log} 2>&1"
+
+
+rule caption_benchmark:
+    """One caption per clip; resumes after an interruption."""
+    input:
+        audio_benchmark_inputs,
+        validation="results/benchmarks/{benchmark}/validation.json",
+    output:
+        "results/captions/{captioner}/{benchmark}.jsonl",
+    log:
+        "logs/captions/{captioner}/{benchmark}.log",
+    params:
+        args=audio_benchmark_args,
+        captioner=captioner_json,
+        batch_size=lambda w: captioner_entry(w.captioner)["batch_size"],
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb caption {params.args} --captioner {params.captioner:q} "
+        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
+
+
+rule cascade_model:
+    """A text LLM answers every question from its clip's caption (loaded once; resumable)."""
+    input:
+        audio_benchmark_inputs,
+        captions="results/captions/{captioner}/{benchmark}.jsonl",
+        model=model_files,
+    output:
+        "results/cascade/{captioner}/{model}/{benchmark}.jsonl",
+    log:
+        "logs/cascade/{captioner}/{model}/{benchmark}.log",
+    params:
+        args=audio_benchmark_args,
+        model=model_json,
+        mode=lambda w: probe_settings(config, w.model)["mode"],
+        batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
+        max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
+    threads: model_threads
+    resources:
+        gpu=model_resource("gpu"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb cascade {params.args} --captions {input.captions} --model {params.model:q} "
+        "--mode {params.mode} --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule score_cascade:
+    """Accuracy by the official MMAU/MMAR rule, per domain; predictions in the official format."""
+    input:
+        audio_benchmark_inputs,
+        predictions="results/cascade/{captioner}/{model}/{benchmark}.jsonl",
+    output:
+        scores="results/cascade/{captioner}/{model}/{benchmark}_scores.json",
+        official="results/cascade/{captioner}/{model}/{benchmark}_official.json",
+    log:
+        "logs/cascade/{captioner}/{model}/{benchmark}_scores.log",
+    params:
+        args=audio_benchmark_args,
+        label=lambda w: audio_benchmark_label(w.benchmark),
+        resamples=config["probe"]["bootstrap_resamples"],
+        seed=config["seed"],
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb score-audio {params.args} --predictions {input.predictions} "
+        "--model-name {wildcards.model} --captioner-name {wildcards.captioner} "
+        "--benchmark-name {params.label:q} --resamples {params.resamples} --seed {params.seed} "
+        "--out {output.scores} --official-out {output.official} > {log} 2>&1"
+
+
+rule cascade_table:
+    """Table 2 of the paper for this run: accuracy per (captioner, LLM), overall and per domain."""
+    input:
+        cascade_score_files(),
+    output:
+        csv=report("results/tables/cascade.csv", caption="../report/cascade_table.rst", category="Tables"),
+        md="results/tables/cascade.md",
+        tex="results/tables/cascade.tex",
+    log:
+        "logs/tables/cascade.log",
+    params:
+        labels=model_labels(CASCADE_MODELS),
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m akb cascade-table --scores {input} --labels {params.labels:q} "
+        "--out-stem results/tables/cascade > {log} 2>&1"
+
+
+localrules:
+    validate_audio_benchmark,
+    score_cascade,
+    cascade_table,

@@ -122,6 +122,29 @@ def test_end_to_end_metrics_figures_and_comparison_with_the_paper(demo_run):
     assert "\\toprule" in (demo_run / "results/tables/akb_probe.tex").read_text()
 
 
+def test_end_to_end_cascade_on_the_synthetic_suite(demo_run):
+    import pandas as pd
+
+    validation = json.loads((demo_run / "results/benchmarks/synthetic/validation.json").read_text())
+    assert validation["items"] == 60 and validation["domains"] == ["music", "sound", "speech"]
+    captions = read_jsonl(demo_run / "results/captions/dsp/synthetic.jsonl")
+    assert len(captions) == 60 and all(c["caption"] for c in captions)
+    for model in ["tiny-qwen3", "tiny-llama", "tiny-gemma"]:
+        rows = read_jsonl(demo_run / f"results/cascade/dsp/{model}/synthetic.jsonl")
+        assert len(rows) == 60
+        caption = {c["id"]: c["caption"] for c in captions}
+        assert all(caption[r["id"]] in r["prompt"] for r in rows)  # the LLM read the caption
+        scores = json.loads((demo_run / f"results/cascade/dsp/{model}/synthetic_scores.json").read_text())
+        assert scores["n"] == 60 and set(scores["by_domain"]) == {"sound", "music", "speech"}
+        official = json.loads((demo_run / f"results/cascade/dsp/{model}/synthetic_official.json").read_text())
+        assert len(official) == 60 and all("model_output" in r for r in official)
+    table = pd.read_csv(demo_run / "results/tables/cascade.csv")
+    assert list(table.columns[:4]) == ["captioner", "llm", "group", "Synthetic_avg"] and len(table) == 3
+    headline = pd.read_csv(demo_run / "results/figures/correlations.csv")
+    assert list(headline.pair) == ["Synthetic (Text) ~ AKB-2000 (Text)"] and list(headline.n) == [3]
+    assert (demo_run / "results/figures/correlations_heatmap.png").is_file()
+
+
 def test_report_holds_tables_and_figures(demo_run):
     config = ROOT / "tests/data/e2e_config.yaml"
     snakemake("--configfile", str(config), "--directory", str(demo_run), "--report", "report.html")

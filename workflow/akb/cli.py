@@ -98,9 +98,13 @@ def cmd_paper_figures(args) -> int:
 
 
 def cmd_collect_metrics(args) -> int:
-    from akb.study_figures import probe_metrics, write_metrics
+    import pandas as pd
 
-    write_metrics(probe_metrics(args.probe_scores, args.labels, args.bank_label), Path(args.out_dir))
+    from akb.study_figures import cascade_metrics, probe_metrics, write_metrics
+
+    long = pd.concat([probe_metrics(args.probe_scores, args.labels, args.bank_label),
+                      cascade_metrics(args.cascade_scores, args.labels)], ignore_index=True)
+    write_metrics(long, Path(args.out_dir))
     return 0
 
 
@@ -254,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect-metrics", help="one metrics table (models x metrics) from measured scores")
     p.add_argument("--probe-scores", nargs="+", required=True)
+    p.add_argument("--cascade-scores", nargs="*", default=[])
     p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, ...}")
     p.add_argument("--bank-label", required=True, help='metric prefix, e.g. "AKB-2000"')
     p.add_argument("--out-dir", default="results/tables")

@@ -47,18 +47,35 @@ def build_paper_figures(out_dir: Path, n_resamples: int = 1000, seed: int = 0) -
         write_table(pd.read_csv(PAPER_DIR / source), out_dir / stem)
 
 
+def _metric_rows(model: str, groups: list[tuple[str, str, dict]]) -> list[dict]:
+    return [{"model": model, "metric": metric, "kind": kind, "value": s["accuracy"],
+             "n": s["n"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]} for kind, metric, s in groups]
+
+
 def probe_metrics(score_files: list[Path], labels: dict[str, dict], bank_label: str) -> pd.DataFrame:
     """Long metrics from probe scores: "{bank} (Text)" per model (the headline, as in Figure 2) and
     "{bank} {category} (Text)" per category, each with its n and bootstrap interval."""
     rows = []
     for path in score_files:
         scores = json.loads(Path(path).read_text())
-        model = labels[scores["model"]]["label"]
         groups = [("headline", f"{bank_label} (Text)", scores)]
         groups += [("category", f"{bank_label} {c} (Text)", s) for c, s in scores["by_category"].items()]
-        for kind, metric, s in groups:
-            rows.append({"model": model, "metric": metric, "kind": kind, "value": s["accuracy"],
-                         "n": s["n"], "ci_low": s["ci"][0], "ci_high": s["ci"][1]})
+        rows += _metric_rows(labels[scores["model"]]["label"], groups)
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def cascade_metrics(score_files: list[Path], labels: dict[str, dict]) -> pd.DataFrame:
+    """Long metrics from cascade scores: "{benchmark} (Text)" per model (the paper's cascade metric;
+    "{benchmark} (Text, {captioner})" when several captioners ran) and "{benchmark} {domain} (Text)"
+    per domain (the x of Figure 3)."""
+    scores = [json.loads(Path(path).read_text()) for path in score_files]
+    several = len({s["captioner"] for s in scores}) > 1
+    rows = []
+    for s in scores:
+        text = f"Text, {s['captioner']}" if several else "Text"
+        groups = [("headline", f"{s['benchmark']} ({text})", s)]
+        groups += [("domain", f"{s['benchmark']} {d} ({text})", d_s) for d, d_s in s["by_domain"].items()]
+        rows += _metric_rows(labels[s["model"]]["label"], groups)
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
@@ -86,7 +103,7 @@ def build_study_figures(metrics_long: Path, figures_dir: Path, tables_dir: Path,
     write_correlations(categories, list(categories.columns), figures_dir, "category_correlations",
                        n_resamples, seed)
     headline = wide(long, "headline")
-    if headline.shape[1] >= 2:
+    if headline.shape[1] >= 2:  # Figure 2 for this run: probing against the cascade (and later audio)
         write_correlations(headline, list(headline.columns), figures_dir, "correlations", n_resamples, seed)
     comparison = compare_with_paper(headline, paper_metrics(), figures_dir / "paper_comparison")
     write_table(comparison, tables_dir / "paper_comparison")

@@ -122,12 +122,29 @@ def probe_outputs():
     ]
 
 
+# Figure 2 for this run needs two headline metrics: the bank's, and one per cascade benchmark.
+HEADLINE_FIGURES = (
+    {
+        "headline_correlations": "results/figures/correlations.csv",
+        "headline_heatmap": report(
+            "results/figures/correlations_heatmap.png",
+            caption=str(WORKFLOW_DIR / "report/correlations.rst"),
+            category="Figures",
+        ),
+        "headline_heatmap_pdf": "results/figures/correlations_heatmap.pdf",
+    }
+    if CASCADE_MODELS
+    else {}
+)
+
+
 def cascade_outputs():
     return [*cascade_score_files(), "results/tables/cascade.csv"] if CASCADE_MODELS else []
 
 
 def figure_outputs():
     return [
+        *HEADLINE_FIGURES.values(),
         "results/tables/metrics.csv",
         "results/figures/category_correlations_heatmap.png",
         "results/figures/paper_comparison.png",

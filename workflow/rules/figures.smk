@@ -5,6 +5,7 @@ rule collect_metrics:
     """One table of every metric the run measured: models x metrics, n and intervals alongside."""
     input:
         probe=expand("results/probe/{model}/{bank}_scores.json", model=PROBE_MODELS, bank=BANK),
+        cascade=cascade_score_files(),
     output:
         csv=report("results/tables/metrics.csv", caption="../report/metrics.rst", category="Tables"),
         md="results/tables/metrics.md",
@@ -13,20 +14,23 @@ rule collect_metrics:
     log:
         "logs/figures/collect_metrics.log",
     params:
-        labels=model_labels(PROBE_MODELS),
+        labels=model_labels(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS))),
         bank_label=BANK_LABEL,
+        cascade=lambda w, input: f"--cascade-scores {' '.join(input.cascade)}" if input.cascade else "",
     conda:
         "../../envs/figures.yaml"
     shell:
         "python -m akb collect-metrics --probe-scores {input.probe} --labels {params.labels:q} "
-        "--bank-label {params.bank_label:q} --out-dir results/tables > {log} 2>&1"
+        "--bank-label {params.bank_label:q} {params.cascade} --out-dir results/tables > {log} 2>&1"
 
 
 rule study_figures:
-    """Correlations between the bank's categories across models, and ours beside the paper's."""
+    """Correlations between the bank's categories across models, and ours beside the paper's; with
+    the cascade, Figure 2 for this run (probing against cascade accuracy across models)."""
     input:
         "results/tables/metrics_long.csv",
     output:
+        **HEADLINE_FIGURES,
         heatmap=report(
             "results/figures/category_correlations_heatmap.png",
             caption="../report/category_correlations.rst",

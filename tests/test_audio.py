@@ -14,15 +14,17 @@ def test_resamples_to_16k_mono(tmp_path):
     assert abs(audio.size - SAMPLE_RATE) <= 1 and not is_silent(audio)
 
 
-def test_bad_files_name_the_file(tmp_path):
+@pytest.mark.parametrize("read", [load_audio, audio_duration])
+def test_bad_files_name_the_file(tmp_path, read):
+    """Decoding and the header-only check fail alike, naming the file."""
     with pytest.raises(AudioError, match="missing.wav: audio file not found"):
-        load_audio(tmp_path / "missing.wav")
+        read(tmp_path / "missing.wav")
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00not audio at all")
     with pytest.raises(AudioError, match="corrupt.wav: cannot decode audio"):
-        load_audio(tmp_path / "corrupt.wav")
+        read(tmp_path / "corrupt.wav")
     sf.write(tmp_path / "empty.wav", np.zeros(0), SAMPLE_RATE)
     with pytest.raises(AudioError, match="empty.wav: audio file holds no samples"):
-        load_audio(tmp_path / "empty.wav")
+        read(tmp_path / "empty.wav")
 
 
 def test_silence_is_detected_not_rejected(tmp_path):
@@ -30,14 +32,6 @@ def test_silence_is_detected_not_rejected(tmp_path):
     assert is_silent(load_audio(tmp_path / "quiet.wav"))
 
 
-def test_duration_from_the_header_with_the_same_errors(tmp_path):
+def test_duration_from_the_header(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(8_000), 8_000)
     assert audio_duration(tmp_path / "a.wav") == 1.0
-    with pytest.raises(AudioError, match="missing.wav: audio file not found"):
-        audio_duration(tmp_path / "missing.wav")
-    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00not audio at all")
-    with pytest.raises(AudioError, match="corrupt.wav: cannot decode audio"):
-        audio_duration(tmp_path / "corrupt.wav")
-    sf.write(tmp_path / "empty.wav", np.zeros(0), SAMPLE_RATE)
-    with pytest.raises(AudioError, match="empty.wav: audio file holds no samples"):
-        audio_duration(tmp_path / "empty.wav")

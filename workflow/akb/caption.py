@@ -16,8 +16,10 @@ def caption_items(captioner: Captioner, items: list[MCQItem], out_path: str | Pa
     """One row per clip ({id, captioner, caption}) in `out_path`, resuming from its partial file.
     Clips shared by several items are captioned once."""
     partial = PartialJsonl(out_path)
-    clips = list(dict.fromkeys(item.audio for item in items))
-    ids_of = {clip: [item.id for item in items if item.audio == clip] for clip in clips}
+    ids_of: dict[str, list[str]] = {}  # clip -> items that use it, clips in first-seen order
+    for item in items:
+        ids_of.setdefault(item.audio, []).append(item.id)
+    clips = list(ids_of)
     todo = [clip for clip in clips if not all(partial.done(i) for i in ids_of[clip])]
     with tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"caption {captioner.name}", unit="clip") as bar:
         for start in range(0, len(todo), batch_size):

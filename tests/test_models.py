@@ -76,7 +76,7 @@ def test_unknown_and_unimplemented_backends():
         ModelSpec.from_config({"name": "m", "backend": "nope", "source": "x"})
     with pytest.raises(ValueError, match="unknown tiny architecture 'gpt9'"):
         tiny("gpt9")
-    with pytest.raises(NotImplementedError, match="api"):
+    with pytest.raises(ValueError, match="needs an `api:` block"):
         load_model(ModelSpec.from_config({"name": "m", "backend": "api", "source": "gpt-5"}))
     with pytest.raises(FileNotFoundError, match="model m: cannot load 'no-such-org/no-such-model'"):
         load_model(ModelSpec.from_config({"name": "m", "backend": "hf", "source": "no-such-org/no-such-model"}))

@@ -33,8 +33,9 @@ def test_paper_config_plans_the_full_probing_study(tmp_path):
     out = result.stdout + result.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts["probe_model"] == 12 and counts["score_probe"] == 12 and counts["probe_table"] == 1
-    assert "Skipping API model(s) gemini-2.5-pro, claude-sonnet-4.5, gpt-5, gpt-4o, gemini-2.0-flash" in out
+    # All 17 models: 12 open ones on GPUs, 5 behind APIs.
+    assert counts["probe_model"] == 17 and counts["score_probe"] == 17 and counts["probe_table"] == 1
+    assert "output: results/probe/gpt-5/akb2000.jsonl" in out
     assert not (tmp_path / "resources").exists()  # planning downloads and writes nothing
 
 

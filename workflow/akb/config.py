@@ -56,6 +56,12 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             raise ConfigError(
                 f"invalid configuration:\n  config.{stage}.models: unknown model(s) {unknown}; declared: {names}"
             )
+    for i, entry in enumerate(config["models"]):
+        if entry["backend"] == "api" and probe_settings(config, entry["name"])["mode"] != "generate":
+            raise ConfigError(
+                f"invalid configuration:\n  config.models[{i}] ({entry['name']}): API models cannot give "
+                "log-likelihoods; set probe_mode: generate on the entry"
+            )
     return config
 
 

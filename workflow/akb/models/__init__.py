@@ -26,9 +26,9 @@ def load_model(spec: ModelSpec, packaged_root: Path = PACKAGED_ROOT) -> Language
         model, tokenizer = build_tiny_model(spec.source, spec.seed)
         return HFCausalLM(spec, model, tokenizer, pick_device(spec.device))
     if spec.backend == "api":
-        raise NotImplementedError(
-            f"model {spec.name}: the 'api' backend is declared but not implemented yet"
-        )
+        from akb.models.api import APIChatModel
+
+        return APIChatModel.from_spec(spec)
     raise ValueError(f"model {spec.name}: unknown backend {spec.backend!r}; one of {BACKENDS}")
 
 

@@ -14,7 +14,13 @@ from akb.io import PartialJsonl, read_jsonl
 
 def caption_items(captioner: Captioner, items: list[MCQItem], out_path: str | Path, batch_size: int = 8) -> None:
     """One row per clip ({id, captioner, caption}) in `out_path`, resuming from its partial file.
-    Clips shared by several items are captioned once."""
+    Clips shared by several items are captioned once. A `file` captioner's captions are looked up,
+    not computed: they are checked against the items and written in one go."""
+    from akb.captioners.file import FileCaptioner
+
+    if isinstance(captioner, FileCaptioner):
+        captioner.write_captions(items, out_path)
+        return
     partial = PartialJsonl(out_path)
     ids_of: dict[str, list[str]] = {}  # clip -> items that use it, clips in first-seen order
     for item in items:

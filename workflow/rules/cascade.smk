@@ -39,6 +39,7 @@ rule caption_benchmark:
     """One caption per clip; resumes after an interruption."""
     input:
         audio_benchmark_inputs,
+        captioner_files,
         validation="results/benchmarks/{benchmark}/validation.json",
     output:
         "results/captions/{captioner}/{benchmark}.jsonl",

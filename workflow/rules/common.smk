@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
+from akb.captioners.file import caption_file_path
 from akb.config import ConfigError, model_entry, probe_settings, validate_config
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.job_env import prepare_job_environment
@@ -30,25 +31,13 @@ BANK_LABEL = config["bank"]["display_name"] or BANK
 CATEGORIES = taxonomy_categories()
 
 
-def _runnable(names):
-    """Models whose backend can run now; declared API models are reported and skipped."""
-    api = [n for n in names if model_entry(config, n)["backend"] == "api"]
-    if api:
-        print(
-            f"Skipping API model(s) {', '.join(api)}: the 'api' backend is declared but not "
-            "implemented yet.",
-            file=sys.stderr,
-        )
-    return [n for n in names if n not in api]
-
-
 ALL_MODELS = [m["name"] for m in config["models"]]
-PROBE_MODELS = _runnable(config["probe"]["models"] or ALL_MODELS)
+PROBE_MODELS = config["probe"]["models"] or ALL_MODELS
 
 # The cascade runs when audio benchmarks and captioners are configured.
 AUDIO_BENCHMARKS = {b["name"]: b for b in config["audio_benchmarks"]}
 CAPTIONERS = {c["name"]: c for c in config["captioners"]}
-CASCADE_MODELS = _runnable(config["cascade"]["models"] or ALL_MODELS) if AUDIO_BENCHMARKS and CAPTIONERS else []
+CASCADE_MODELS = (config["cascade"]["models"] or ALL_MODELS) if AUDIO_BENCHMARKS and CAPTIONERS else []
 SYNTHETIC_DIR = "resources/synthetic"
 
 
@@ -82,7 +71,22 @@ def captioner_entry(name):
 
 
 def captioner_json(wildcards):
-    return json.dumps(CAPTIONERS[wildcards.captioner])
+    entry = dict(CAPTIONERS[wildcards.captioner])
+    if entry["backend"] == "file":
+        entry["path"] = str(caption_file_path(entry["path"], wildcards.benchmark))
+    return json.dumps(entry)
+
+
+def captioner_files(wildcards):
+    """What a captioner reads besides the audio: a user's caption file (edits rerun the rule), or a
+    local model directory (one the workflow builds from a PyPI package, or the user's)."""
+    entry = CAPTIONERS[wildcards.captioner]
+    if entry["backend"] == "file":
+        return [json.loads(captioner_json(wildcards))["path"]]
+    source = entry.get("source")
+    if source and (source.startswith("resources/models/") or Path(source).exists()):
+        return [source]
+    return []  # a hub id: fetched (or found in the hub cache) by transformers
 
 
 def cascade_score_files():

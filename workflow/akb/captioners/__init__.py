@@ -27,15 +27,34 @@ class Captioner(ABC):
         """Describe each clip; the returned list has one string per input clip."""
 
 
-CAPTIONER_BACKENDS = ("dsp",)
+CAPTIONER_BACKENDS = ("dsp", "whisper", "audio-lm", "file")
 
 
 def load_captioner(entry: dict) -> Captioner:
-    """The captioner a config entry declares ({name, backend, ...})."""
+    """The captioner a config entry declares ({name, backend, ...}; defaults from the config schema)."""
     if entry["backend"] == "dsp":
         from akb.captioners.dsp import DspCaptioner
 
         captioner = DspCaptioner()
+    elif entry["backend"] == "whisper":
+        from akb.captioners.whisper import WhisperCaptioner
+
+        captioner = WhisperCaptioner.from_pretrained(
+            entry["source"], device=entry.get("device", "auto"), dtype=entry.get("dtype", "auto"),
+            max_new_tokens=entry.get("max_new_tokens", 128), language=entry.get("language"),
+        )  # fmt: skip
+    elif entry["backend"] == "audio-lm":
+        from akb.captioners.audio_lm import DEFAULT_PROMPT, AudioLMCaptioner
+
+        captioner = AudioLMCaptioner.from_pretrained(
+            entry["source"], prompt=entry.get("prompt") or DEFAULT_PROMPT,
+            max_new_tokens=entry.get("max_new_tokens", 128), dtype=entry.get("dtype", "auto"),
+            device=entry.get("device", "auto"),
+        )  # fmt: skip
+    elif entry["backend"] == "file":
+        from akb.captioners.file import FileCaptioner
+
+        captioner = FileCaptioner(entry["path"])
     else:
         raise ValueError(f"captioner {entry['name']}: unknown backend {entry['backend']!r}; one of {CAPTIONER_BACKENDS}")
     captioner.name = entry["name"]

@@ -47,7 +47,7 @@ class HFCausalLM(LanguageModel):
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **common)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common)
-        except OSError as e:  # unknown id, gated repo, offline without a cached copy, missing dir
+        except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
             raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
         return cls(spec, model, tokenizer, device)
 

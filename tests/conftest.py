@@ -5,7 +5,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import WhisperConfig, WhisperForConditionalGeneration  # noqa: E402
 
 from akb.data.items import MCQItem  # noqa: E402
 
@@ -45,3 +48,54 @@ def tiny_qwen3():
     from akb.models import ModelSpec, load_model
 
     return load_model(ModelSpec.from_config({"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3"}))
+
+
+# ---- a tiny random Whisper (model, tokenizer, processor) saved like a real checkpoint ----
+
+D_MODEL, LAYERS, HEADS, VOCAB = 32, 2, 4, 120
+
+
+def tiny_whisper(seed=0) -> WhisperForConditionalGeneration:
+    config = WhisperConfig(
+        vocab_size=VOCAB, num_mel_bins=80, d_model=D_MODEL, encoder_layers=LAYERS, decoder_layers=LAYERS,
+        encoder_attention_heads=HEADS, decoder_attention_heads=HEADS, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_source_positions=1500, max_target_positions=64, tie_word_embeddings=True,
+        pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=1,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():  # transformers initialises biases to zero; make them count in the comparison
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.02)
+    return model
+
+
+def whisper_tokenizer_json(path) -> None:
+    """A word-level tokenizer holding Whisper's special tokens, in tokenizer.json form."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|startofprev|>",
+                "<|notimestamps|>"]  # fmt: skip
+    words = specials + [f"w{i}" for i in range(VOCAB - len(specials) - 1)] + ["[UNK]"]  # specials get ids 0-5
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(specials)
+    tok.save(str(path))
+
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory):
+    """A directory WhisperForConditionalGeneration and WhisperProcessor load, as from the hub."""
+    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-whisper")
+    whisper_tokenizer_json(out / "tokenizer.json")
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(out / "tokenizer.json"), predict_timestamps=False)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(out)
+    model = tiny_whisper()
+    model.generation_config.update(decoder_start_token_id=1, eos_token_id=0, pad_token_id=0, bos_token_id=0,
+                                   no_timestamps_token_id=5, is_multilingual=False)
+    model.save_pretrained(out)
+    return out

@@ -6,30 +6,14 @@ import struct
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import WhisperForConditionalGeneration
 
 from akb.captioners.whisper import NO_SPEECH, WhisperCaptioner, transcript_caption
 from akb.models.ctranslate2_whisper import convert_whisper, read_ctranslate2
 
+from conftest import D_MODEL, HEADS, LAYERS, tiny_whisper, whisper_tokenizer_json
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-D_MODEL, LAYERS, HEADS, VOCAB = 32, 2, 4, 120
-
-
-def _tiny_whisper(seed=0) -> WhisperForConditionalGeneration:
-    config = WhisperConfig(
-        vocab_size=VOCAB, num_mel_bins=80, d_model=D_MODEL, encoder_layers=LAYERS, decoder_layers=LAYERS,
-        encoder_attention_heads=HEADS, decoder_attention_heads=HEADS, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64, tie_word_embeddings=True,
-        pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=1,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():  # transformers initialises biases to zero; make them count in the comparison
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.02)
-    return model
 
 
 def _write_ctranslate2(model: WhisperForConditionalGeneration, path) -> None:
@@ -83,25 +67,12 @@ def _write_ctranslate2(model: WhisperForConditionalGeneration, path) -> None:
     path.write_bytes(blob)
 
 
-def _tokenizer_json(path) -> None:
-    """A word-level tokenizer holding Whisper's special tokens, in tokenizer.json form."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|startofprev|>",
-                "<|notimestamps|>"]  # fmt: skip
-    words = specials + [f"w{i}" for i in range(VOCAB - len(specials) - 1)] + ["[UNK]"]  # specials get ids 0-5
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(specials)
-    tok.save(str(path))
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     src = tmp_path_factory.mktemp("ct2")
-    reference = _tiny_whisper()
+    reference = tiny_whisper()
     _write_ctranslate2(reference, src / "model.bin")
-    _tokenizer_json(src / "tokenizer.json")
+    whisper_tokenizer_json(src / "tokenizer.json")
     (src / "config.json").write_text(json.dumps({"suppress_ids": [9], "suppress_ids_begin": [7]}))
     out = tmp_path_factory.mktemp("hf") / "whisper"
     convert_whisper(src, out)

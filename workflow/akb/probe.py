@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 MODES = ("loglik", "generate")
 
 
-def _batches(items: list[MCQItem], lengths: list[int], size: int) -> Iterator[list[int]]:
-    order = sorted(range(len(items)), key=lambda i: (-lengths[i], items[i].id))
+def length_sorted_batches(ids: list[str], lengths: list[int], size: int) -> Iterator[list[int]]:
+    """Index batches of `size`, longest first (ties by id): a fixed order, so a resumed run redoes
+    exactly the batches an uninterrupted one would."""
+    order = sorted(range(len(ids)), key=lambda i: (-lengths[i], ids[i]))
     for start in range(0, len(order), size):
         yield order[start : start + size]
 
@@ -74,34 +76,45 @@ def probe(
     batch_size: int = 8,
     max_new_tokens: int = 32,
     descriptions: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
 ) -> None:
     """Write one prediction row per item to `out_path`, resuming from `<out_path>.partial`.
 
     `batch_size` counts sequences per forward pass; in loglik mode each item contributes one
     sequence per option, so a batch holds `batch_size // n_options` items (at least one).
     `descriptions` (item id -> text) puts a description of each item's audio before its question:
-    the cascade evaluation, where a caption stands in for the clip."""
+    the cascade evaluation, where a caption stands in for the clip. `errors` (item id -> message)
+    marks items that cannot be put to the model (e.g. a clip too short to cut): each gets a row with
+    the error, counted wrong, and the model never sees it."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
     partial = PartialJsonl(out_path)
+    errors = errors or {}
+    partial.append(_record(item, mode, "") | {"raw_output": None, "parsed_answer": None, "parse_status": "error",
+                                               "correct": False, "error": errors[item.id]}
+                   for item in items if item.id in errors and not partial.done(item.id))
+    all_ids = [item.id for item in items]
+    items = [item for item in items if item.id not in errors]
     described = {} if descriptions is None else descriptions
     missing = [item.id for item in items if descriptions is not None and item.id not in described]
     if missing:
         raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
     if mode == "generate":
-        prompts = [model.prompt(with_description(lettered_question(item), described.get(item.id))) for item in items]
+        prompts = [model.item_prompt(item, with_description(lettered_question(item), described.get(item.id)))
+                   for item in items]
         lengths = [model.token_length(p) for p in prompts]
         per_batch = batch_size
     else:
-        prompts = [model.prompt(with_description(loglik_context(item), described.get(item.id))) for item in items]
+        prompts = [model.item_prompt(item, with_description(loglik_context(item), described.get(item.id)))
+                   for item in items]
         lengths = [
             model.token_length(p) + max(model.token_length(c) for c in item.choices)
             for item, p in zip(items, prompts)
         ]
-        per_batch = max(1, batch_size // max(len(item.choices) for item in items))
+        per_batch = max(1, batch_size // max((len(item.choices) for item in items), default=1))
     done = sum(partial.done(item.id) for item in items)
     with tqdm(total=len(items), initial=done, desc=f"probe {model.spec.name}", unit="item") as bar:
-        for batch in _batches(items, lengths, per_batch):
+        for batch in length_sorted_batches([item.id for item in items], lengths, per_batch):
             if all(partial.done(items[i].id) for i in batch):
                 continue
             batch_items = [items[i] for i in batch]
@@ -113,4 +126,4 @@ def probe(
             new = [row for row in rows if not partial.done(row["id"])]
             partial.append(new)
             bar.update(len(new))
-    partial.publish([item.id for item in items])
+    partial.publish(all_ids)

@@ -52,8 +52,17 @@ class WhisperCaptioner(Captioner):
         return cls(model, processor, torch_device, **kwargs)
 
     def transcribe(self, audios: list[np.ndarray]) -> list[str]:
-        """Transcripts in input order. Clips longer than the window are decoded apart from the others,
-        since long-form decoding predicts timestamps, which costs the short clips accuracy."""
+        """Transcripts in input order; "" for a silent clip, which is not sent to the model
+        (Whisper "hears" words in silence: "you", "Thank you.")."""
+        spoken = [i for i, audio in enumerate(audios) if not is_silent(audio)]
+        texts = [""] * len(audios)
+        for i, text in zip(spoken, self._transcribe_spoken([audios[i] for i in spoken]) if spoken else []):
+            texts[i] = text
+        return texts
+
+    def _transcribe_spoken(self, audios: list[np.ndarray]) -> list[str]:
+        """Clips longer than the window are decoded apart from the others, since long-form decoding
+        predicts timestamps, which costs the short clips accuracy."""
         texts: list[str] = [""] * len(audios)
         for long_form in (False, True):
             group = [i for i, audio in enumerate(audios) if (len(audio) > self.window) == long_form]
@@ -85,10 +94,4 @@ class WhisperCaptioner(Captioner):
         return [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
     def caption(self, audios: list[np.ndarray]) -> list[str]:
-        # Whisper "hears" words in silence ("you", "Thank you."); a silent clip is not sent to it.
-        spoken = [i for i, audio in enumerate(audios) if not is_silent(audio)]
-        captions = [NO_SPEECH] * len(audios)
-        if spoken:
-            for i, text in zip(spoken, self.transcribe([audios[i] for i in spoken])):
-                captions[i] = transcript_caption(text)
-        return captions
+        return [transcript_caption(text) for text in self.transcribe(audios)]

@@ -81,13 +81,16 @@ class LALM(nn.Module):
         """[clips, queries_per_tap, llm width] for log-mel features of a window each."""
         return self.connector(tapped_states(self.encoder, features, self.config.taps))
 
-    def embed(self, batch: LALMBatch) -> torch.Tensor:
+    def embed(self, batch: LALMBatch, audio: torch.Tensor | None = None) -> torch.Tensor:
         """inputs_embeds: the LLM's embeddings of the token ids, with the audio vectors written over
-        the audio positions (row-major: each clip's queries in order, clips in batch order)."""
+        the audio positions (row-major: each clip's queries in order, clips in batch order).
+        `audio`: those vectors when already computed (e.g. once per clip shared by several rows)."""
         embeds = self.llm.get_input_embeddings()(batch.input_ids)
         if batch.input_features is None:
             return embeds
-        audio = self.audio_vectors(batch.input_features).to(embeds.dtype)
+        if audio is None:
+            audio = self.audio_vectors(batch.input_features)
+        audio = audio.to(embeds.dtype)
         if audio.shape[0] * audio.shape[1] != int(batch.audio_mask.sum()):
             raise ValueError("audio positions and audio vectors differ in number")
         return embeds.masked_scatter(batch.audio_mask[..., None], audio)

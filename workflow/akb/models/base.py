@@ -80,6 +80,11 @@ class LanguageModel(ABC):
     def prompt(self, user_text: str) -> str:
         """The text of a one-turn conversation ending where the model's answer begins."""
 
+    def item_prompt(self, item, user_text: str) -> str:
+        """The prompt for one item: `prompt(user_text)` for text models; audio models (akb.lalm)
+        return a prompt that also carries the item's clip."""
+        return self.prompt(user_text)
+
     @abstractmethod
     def continuation(self, text: str) -> str:
         """How an answer text follows a `prompt` (e.g. a leading space after a plain prompt)."""

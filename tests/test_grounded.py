@@ -1,0 +1,160 @@
+"""The audio-grounded stage: self-distillation data, training with resume, evaluation under conditions."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from akb.data.audio_bench import load_audio_benchmark
+from akb.data.synthetic import generate_split
+from akb.io import read_jsonl
+from akb.lalm.distill import distill, distillation_requests, read_seeds
+from akb.lalm.grounded import AudioPrompt, Clip, GroundedLM, build_lalm
+from akb.lalm.train import TrainSettings, lr_factor, sample_order, train
+from akb.models import ModelSpec, load_model
+from akb.probe import probe
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+
+SPEC = ModelSpec.from_config({"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3", "chat": {"thinking": False}})
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite")
+    return {split: generate_split(out, 0, split, 12, speech_engine="formant") for split in ("train", "test")}
+
+
+def settings(whisper_dir, **train):
+    return {
+        "encoder": {"source": str(whisper_dir), "window_seconds": 5},
+        "connector": {"n_taps": 2, "qformer_layers": 1, "queries_per_tap": 4, "qformer_intermediate_size": 64},
+        "use_transcript": True,
+        "lora": None,
+        "train": {"lr": 1e-3, "warmup_steps": 2, "epochs": 1, "batch_size": 4, "grad_accum": 1,
+                  "checkpoint_every": 2, "max_length": 400, "seed": 0, **train},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rows(suite, tmp_path_factory):
+    seeds = read_seeds(suite["train"])
+    requests = distillation_requests(seeds, ["Describe the audio.", "What do you hear?"], 1, seed=0)
+    out = tmp_path_factory.mktemp("distill") / "distill.jsonl"
+    distill(load_model(SPEC), requests, out, batch_size=8, max_new_tokens=8)
+    return read_jsonl(out)
+
+
+def test_distillation_rows_answer_sampled_and_own_prompts(suite, rows):
+    records = {r["id"]: r for r in json.loads(suite["train"].read_text())}
+    assert len(rows) == 2 * len(records)  # one sampled prompt + the clip's own question each
+    for row in rows:
+        assert row["seed_description"] == records[row["clip_id"]]["metadata"]["summary"]
+        assert row["audio"].endswith(f"{row['clip_id']}.wav")
+        assert isinstance(row["response"], str)
+    own = [r for r in rows if r["id"].endswith("#1")]
+    assert all(records[r["clip_id"]]["question"] in r["prompt"] for r in own)
+    # Sampling is per clip and seeded: the same seeds give the same prompts.
+    again = distillation_requests(read_seeds(suite["train"]), ["Describe the audio.", "What do you hear?"], 1, 0)
+    assert [r["prompt"] for r in again] == [r["prompt"] for r in rows]
+
+
+def test_seed_jsonl_errors_name_line_and_field(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    path.write_text(json.dumps({"id": "a", "audio": "a.wav"}) + "\n")
+    with pytest.raises(ValueError, match=r"seeds.jsonl:1: missing field\(s\) \['seed_description'\]"):
+        read_seeds(path)
+    path.write_text(json.dumps({"id": "a", "audio": "a.wav", "seed_description": "a dog barks"}) + "\n")
+    with pytest.raises(FileNotFoundError, match="a.wav not found"):
+        read_seeds(path)
+
+
+def test_schedule_and_order_are_fixed():
+    assert [round(lr_factor(s, 2, 10), 3) for s in (0, 1, 2, 10)] == [0.5, 1.0, 1.0, 0.0]
+    assert list(sample_order(4, 2, 0)) == list(sample_order(4, 2, 0))
+    assert sorted(sample_order(4, 2, 0)[:4]) == [0, 1, 2, 3]  # each epoch is a permutation
+
+
+def _train(tmp_path, whisper_dir, rows, name, **train_settings):
+    s = settings(whisper_dir, **train_settings)
+    model = build_lalm(SPEC, s, tmp_path)
+    transcripts = {r["clip_id"]: "" for r in rows}
+    out = tmp_path / name
+    summary = train(model, rows, transcripts, TrainSettings.from_config(s["train"]), out, tmp_path / f"{name}-state")
+    return out, summary
+
+
+def test_training_writes_checkpoint_and_resumes_exactly(tmp_path, tiny_whisper_dir, rows, monkeypatch):
+    full, summary = _train(tmp_path, tiny_whisper_dir, rows, "full")
+    assert summary["steps"] == 6 and summary["resumed_from_step"] == 0
+    assert {p.name for p in full.iterdir()} == {"lalm.safetensors", "lalm_config.json", "loss.csv", "loss.png",
+                                                "train_info.json"}  # fmt: skip
+    assert len((full / "loss.csv").read_text().splitlines()) == 1 + 6
+
+    # Interrupt a second run during step 5 (after the step-4 checkpoint), then run again.
+    from akb.lalm.model import LALM
+
+    real_loss, calls = LALM.loss, {"n": 0}
+
+    def failing_loss(self, items):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_loss(self, items)
+
+    monkeypatch.setattr(LALM, "loss", failing_loss)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, tiny_whisper_dir, rows, "resumed")
+    assert not (tmp_path / "resumed").exists()  # no checkpoint that looks complete
+    assert (tmp_path / "resumed-state" / "train_state.pt").is_file()
+    monkeypatch.setattr(LALM, "loss", real_loss)
+    resumed, summary = _train(tmp_path, tiny_whisper_dir, rows, "resumed")
+    assert summary["resumed_from_step"] == 4
+    want, got = load_file(full / "lalm.safetensors"), load_file(resumed / "lalm.safetensors")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert not (tmp_path / "resumed-state" / "train_state.pt").exists()
+
+
+def test_lora_training_saves_adapters(tmp_path, tiny_whisper_dir, rows):
+    s = settings(tiny_whisper_dir, max_steps=1)
+    s["lora"] = {"r": 4, "alpha": 8, "dropout": 0.0}
+    model = build_lalm(SPEC, s, tmp_path)
+    train(model, rows, {r["clip_id"]: "" for r in rows}, TrainSettings.from_config(s["train"]), tmp_path / "ck",
+          tmp_path / "st")  # fmt: skip
+    keys = load_file(tmp_path / "ck" / "lalm.safetensors").keys()
+    assert any(".lora_A." in k for k in keys) and any(k.startswith("connector.") for k in keys)
+
+
+@pytest.mark.parametrize("mode", ["generate", "loglik"])
+def test_evaluation_conditions_give_rows_for_every_item(tmp_path, tiny_whisper_dir, rows, suite, mode):
+    checkpoint, _ = _train(tmp_path, tiny_whisper_dir, rows, "ck", max_steps=1)
+    lalm = build_lalm(SPEC, settings(tiny_whisper_dir), tmp_path, checkpoint=checkpoint)
+    items, _ = load_audio_benchmark(suite["test"])
+    rng = np.random.default_rng(0)
+    clips = {it.id: Clip(rng.normal(0, 0.1, 16000).astype(np.float32), "") for it in items}
+    clips[items[0].id] = Clip(None)  # the no-audio condition for one item
+    model = GroundedLM(SPEC, lalm, clips)
+    out = tmp_path / f"{mode}.jsonl"
+    probe(model, items, out, mode, batch_size=8, max_new_tokens=4, errors={items[1].id: "clip too short"})
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == [it.id for it in items]
+    assert got[1]["parse_status"] == "error" and got[1]["correct"] is False and got[1]["error"] == "clip too short"
+    assert all(r["parse_status"] != "error" for r in got[2:])
+    prompt = model.item_prompt(items[2], "Which?")
+    assert isinstance(prompt, AudioPrompt) and prompt == "Which?" and prompt.item_id == items[2].id
+
+
+def test_loglik_of_an_option_matches_a_manual_sum(tmp_path, tiny_whisper_dir, rows):
+    """The option log-likelihood is the sum over the option's tokens of the model's log-probabilities."""
+    s = settings(tiny_whisper_dir)
+    lalm = build_lalm(SPEC, s, tmp_path)
+    audio = np.random.default_rng(1).normal(0, 0.1, 8000).astype(np.float32)
+    model = GroundedLM(SPEC, lalm, {"x": Clip(audio, "")})
+    prompt = AudioPrompt("Question: what?\nAnswer:", "x")
+    (single,) = model.loglikelihood([(prompt, "pink noise")])
+    pair = model.loglikelihood([(prompt, "pink noise"), (prompt, "a much longer option text here")])
+    assert single.logprob == pytest.approx(pair[0].logprob, abs=1e-4)  # padding does not change it
+    option_ids = lalm.processor.encode("pink noise")
+    assert single.n_tokens == len(option_ids) and single.logprob < 0

@@ -1,0 +1,252 @@
+"""Training an audio LLM on self-distillation data, resumably.
+
+AdamW with linear warmup and cosine decay (DeSTA2.5's schedule), gradient accumulation and clipping,
+bf16 autocast on GPUs. The sample order is fixed by the seed (one permutation per epoch, cut into
+micro-batches), so optimizer step s always sees the same samples: a run resumed from the checkpoint of
+step s continues exactly where the interrupted one was. Checkpoints hold the trainable weights, the
+optimizer and scheduler states and the loss log; the final output holds only the trainable weights,
+the recipe, the loss log and its plot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from akb.audio import load_audio
+from akb.io import atomic_path, read_jsonl
+from akb.lalm.model import LALM
+from akb.lalm.processor import LALMItem
+
+log = logging.getLogger(__name__)
+STATE_FILE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 5000
+    epochs: int = 5
+    max_steps: int | None = None  # stop earlier than `epochs` would (a budget for demos)
+    batch_size: int = 12  # samples per micro-batch
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 500  # optimizer steps
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, settings: dict) -> TrainSettings:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.items() if k in known}
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+def sample_order(n_samples: int, epochs: int, seed: int) -> np.ndarray:
+    """Sample indices in training order: a fresh permutation per epoch, fixed by the seed."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(n_samples) for _ in range(epochs)])
+
+
+def total_steps(n_samples: int, s: TrainSettings) -> int:
+    steps = math.ceil(n_samples * s.epochs / (s.batch_size * s.grad_accum))
+    return min(steps, s.max_steps) if s.max_steps else steps
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class ClipCache:
+    """Clips loaded once each (training revisits them every epoch; the demo's fit in memory)."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
+        self._clips: dict[str, np.ndarray] = {}
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path not in self._clips:
+            self._clips[path] = load_audio(path, self.sample_rate)
+        return self._clips[path]
+
+
+def _save_state(path: Path, model: LALM, optimizer, scheduler, step: int, losses: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"step": step, "model": {k: v.cpu() for k, v in model.trainable_state_dict().items()},
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "losses": losses, "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp)  # fmt: skip
+
+
+def plot_losses(losses: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    steps = [r["step"] for r in losses]
+    ax.plot(steps, [r["loss"] for r in losses], lw=0.8, color="0.6", label="per step")
+    if len(losses) >= 10:  # a moving average shows the trend through the noise of small batches
+        k = max(5, len(losses) // 20)
+        smooth = np.convolve([r["loss"] for r in losses], np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, lw=1.6, color="C0", label=f"mean of {k}")
+    ax.set(xlabel="optimizer step", ylabel="loss (response tokens)", title=title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def train(
+    model: LALM,
+    rows: list[dict],
+    transcripts: dict[str, str] | None,
+    settings: TrainSettings,
+    out_dir: str | Path,
+    state_dir: str | Path,
+    info: dict | None = None,
+) -> dict:
+    """Train `model`'s connector (and LoRA) on distillation rows ({clip_id, audio, prompt, response});
+    resume from `state_dir` if it holds a checkpoint; write the final checkpoint to `out_dir`
+    atomically. Returns the training summary also written to out_dir/train_info.json."""
+    if not rows:
+        raise ValueError("no training rows")
+    out_dir, state_dir = Path(out_dir), Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    device = model.device
+    torch.manual_seed(settings.seed)
+    params = [p for n, p in model.named_parameters() if model.is_trainable(n)]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    steps = total_steps(len(rows), settings)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.warmup_steps, steps))
+    start, losses = 0, []
+    state_path = state_dir / STATE_FILE
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_trainable_state(state["model"], source=str(state_path))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, losses = state["step"], state["losses"]
+        torch.set_rng_state(state["rng"])  # dropout continues as it would have without the interruption
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        log.info("resuming from step %d of %d (%s)", start, steps, state_path)
+
+    rows = _fitting(model, rows, transcripts)
+    order = sample_order(len(rows), settings.epochs, settings.seed)
+    clips = ClipCache(model.processor.features.sampling_rate)
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    per_step = settings.batch_size * settings.grad_accum
+    model.train()
+    began = time.monotonic()
+    with tqdm(total=steps, initial=start, desc="train", unit="step") as bar:
+        for step in range(start, steps):
+            step_loss = 0.0
+            for micro in range(settings.grad_accum):
+                first = step * per_step + micro * settings.batch_size
+                picked = order[first : first + settings.batch_size]
+                if len(picked) == 0:
+                    continue
+                items = [LALMItem(audio=clips(rows[i]["audio"]), prompt=rows[i]["prompt"],
+                                  response=rows[i]["response"],
+                                  transcript=None if transcripts is None else transcripts[rows[i]["clip_id"]])
+                         for i in picked]  # fmt: skip
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = model.loss(items) / settings.grad_accum
+                loss.backward()
+                step_loss += float(loss)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, settings.grad_clip))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append({"step": step + 1, "loss": step_loss, "lr": scheduler.get_last_lr()[0],
+                           "grad_norm": grad_norm})  # fmt: skip
+            bar.set_postfix(loss=f"{step_loss:.3f}")
+            bar.update(1)
+            if (step + 1) % settings.checkpoint_every == 0 and step + 1 < steps:
+                _save_state(state_path, model, optimizer, scheduler, step + 1, losses)
+    seconds = time.monotonic() - began
+    model.eval()
+
+    summary = {
+        **(info or {}),
+        "samples": len(rows),
+        "steps": steps,
+        "resumed_from_step": start,
+        "samples_per_second": round((steps - start) * per_step / seconds, 3) if seconds > 0 and steps > start else None,
+        "final_loss": float(np.mean([r["loss"] for r in losses[-10:]])),
+        "first_loss": losses[0]["loss"],
+        "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
+        "device": str(device),
+        "bf16": use_bf16,
+    }
+    _publish(model, losses, summary, out_dir)
+    state_path.unlink(missing_ok=True)
+    return summary
+
+
+def _fitting(model: LALM, rows: list[dict], transcripts: dict[str, str] | None) -> list[dict]:
+    """The rows whose prompt leaves room for a response within max_length (checked before the first
+    step, so a long prompt cannot stop a run hours in); the others are reported and left out."""
+    keep = []
+    for row in rows:
+        transcript = None if transcripts is None else transcripts[row["clip_id"]]
+        probe = LALMItem(audio=np.zeros(1, np.float32), prompt=row["prompt"], transcript=transcript)
+        room = model.config.max_length - len(model.processor.pieces(probe, train=False))
+        if room > len(model.processor.end_of_turn_ids):
+            keep.append(row)
+    if len(keep) < len(rows):
+        log.warning("%d of %d rows have prompts too long for max_length %d and are left out",
+                    len(rows) - len(keep), len(rows), model.config.max_length)
+    if not keep:
+        raise ValueError(f"no row fits max_length {model.config.max_length}")
+    return keep
+
+
+def _publish(model: LALM, losses: list[dict], summary: dict, out_dir: Path) -> None:
+    """Write the checkpoint into a sibling temporary directory and rename it into place, so a
+    directory at `out_dir` is always complete."""
+    import pandas as pd
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_trainable(staging)
+        pd.DataFrame(losses).to_csv(staging / "loss.csv", index=False)
+        plot_losses(losses, staging / "loss.png", f"{summary.get('backbone', '')} self-distillation")
+        (staging / "train_info.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Distillation rows. An empty response stays: its target is the end-of-turn alone, which is
+    what the backbone did (random demo backbones often stop at once)."""
+    rows = read_jsonl(path)
+    empty = sum(not r["response"] for r in rows)
+    if empty:
+        log.warning("%s: %d of %d responses are empty (the target is then the end-of-turn alone)",
+                    path, empty, len(rows))
+    return rows

@@ -15,6 +15,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/cascade.smk"
+include: "workflow/rules/grounded.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -22,5 +24,7 @@ rule all:
     input:
         probe_outputs(),
         cascade_outputs(),
+        grounded_outputs(),
+        diagnostics_outputs(),
         figure_outputs(),
     default_target: True

@@ -76,11 +76,21 @@ def test_missing_bank_file_fails_clearly_and_publishes_nothing(tmp_path):
     assert not (tmp_path / "resources/banks/akb.jsonl").exists()
 
 
+def e2e_config(workdir: Path, whisper_dir: Path) -> Path:
+    """tests/data/e2e_config.yaml with the tiny Whisper's directory as the audio encoder."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests/data/e2e_config.yaml").read_text())
+    config["grounded"]["encoder"]["source"] = str(whisper_dir)
+    path = workdir / "e2e_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, tiny_whisper_dir):
     workdir = tmp_path_factory.mktemp("e2e")
-    config = ROOT / "tests/data/e2e_config.yaml"
-    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    snakemake("--cores", "2", "--configfile", str(e2e_config(workdir, tiny_whisper_dir)), "--directory", str(workdir))
     return workdir
 
 
@@ -146,8 +156,53 @@ def test_end_to_end_cascade_on_the_synthetic_suite(demo_run):
     assert (demo_run / "results/figures/correlations_heatmap.png").is_file()
 
 
+def test_end_to_end_audio_grounded_stage(demo_run):
+    import pandas as pd
+
+    for model in ["tiny-qwen3", "tiny-llama"]:
+        distilled = read_jsonl(demo_run / f"results/grounded/{model}/distill.jsonl")
+        assert len(distilled) == 2 * 24  # one sampled prompt and the clip's own question per clip
+        info = json.loads((demo_run / f"results/grounded/{model}/checkpoint/train_info.json").read_text())
+        assert info["steps"] == 3 and info["backbone"] == model
+        rows = read_jsonl(demo_run / f"results/grounded/{model}/synthetic.jsonl")
+        assert len(rows) == 60 and all("Question:" in r["prompt"] or "(A)" in r["prompt"] for r in rows)
+        scores = json.loads((demo_run / f"results/grounded/{model}/synthetic_scores.json").read_text())
+        assert scores["n"] == 60 and scores["captioner"] == "audio"
+    assert {r["mode"] for r in read_jsonl(demo_run / "results/grounded/tiny-llama/synthetic.jsonl")} == {"loglik"}
+    table = pd.read_csv(demo_run / "results/tables/grounded.csv")
+    assert len(table) == 2 and "Synthetic_avg" in table
+    metrics = pd.read_csv(demo_run / "results/tables/metrics.csv")
+    assert "Synthetic (Audio)" in metrics and "Synthetic (Text)" in metrics
+    # Figure 2 now correlates probing, cascade and audio-grounded accuracy; Figure 3 has its points.
+    headline = pd.read_csv(demo_run / "results/figures/correlations.csv")
+    assert "Synthetic (Audio) ~ AKB-2000 (Text)" in set(headline.pair)
+    assert (demo_run / "results/figures/scatter_Synthetic_dsp.png").stat().st_size > 0
+
+
+def test_end_to_end_diagnostics(demo_run):
+    import pandas as pd
+
+    from akb.diagnostics import FRAGMENT_CONDITIONS
+
+    for condition in ["none", "backbone", "silence", *FRAGMENT_CONDITIONS]:
+        rows = read_jsonl(demo_run / f"results/diagnostics/tiny-llama/synthetic/{condition}.jsonl")
+        assert len(rows) == 60
+    none_prompts = [r["prompt"] for r in read_jsonl(demo_run / "results/diagnostics/tiny-llama/synthetic/none.jsonl")]
+    assert not any("<|audio|>" in p for p in none_prompts)
+    metrics = pd.read_csv(demo_run / "results/tables/diagnostics_metrics.csv")
+    assert set(metrics.domain) == {"all", "sound", "music", "speech"}
+    assert {"text_prior", "retention_2", "retention_5", "cross_segment_share"} <= set(metrics.columns)
+    items = pd.read_csv(demo_run / "results/tables/diagnostics_items.csv")
+    assert len(items) == 60
+    reliance = pd.read_csv(demo_run / "results/tables/diagnostics_reliance.csv")
+    assert len(reliance) == 1 and reliance.loc[0, "benchmark"] == "Synthetic"
+    accuracy = pd.read_csv(demo_run / "results/tables/diagnostics_accuracy.csv")
+    assert "silence" in set(accuracy.condition)
+    assert any((demo_run / "results/figures/diagnostics").glob("retention_*.png"))
+
+
 def test_report_holds_tables_and_figures(demo_run):
-    config = ROOT / "tests/data/e2e_config.yaml"
+    config = demo_run / "e2e_config.yaml"
     snakemake("--configfile", str(config), "--directory", str(demo_run), "--report", "report.html")
     html = (demo_run / "report.html").read_text()
     assert "in the style of the paper's Table 1" in html and "Figure 2 of the paper rebuilt" in html
@@ -182,7 +237,7 @@ def test_rerun_after_interruption_resumes(demo_run, tmp_path):
     # As left by a kill during probing: nothing downstream of the probe exists yet.
     for path in [final, final.parent / "akb_scores.json", *(workdir / "results/tables").glob("*")]:
         path.unlink()
-    config = ROOT / "tests/data/e2e_config.yaml"
+    config = workdir / "e2e_config.yaml"
     snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
     assert final.read_text() == reference
     assert "resuming from" in (workdir / "logs/probe/tiny-qwen3/akb.log").read_text()

@@ -56,13 +56,13 @@ def cmd_fetch_model(args) -> int:
 def cmd_probe(args) -> int:
     from akb.data.bank import load_bank
     from akb.models import ModelSpec, load_model
-    from akb.probe import probe
+    from akb.shards import probe_shard
 
     _set_threads(args.threads)
     spec = ModelSpec.from_config(args.model)
     items = load_bank(args.bank)
     model = load_model(spec, Path(args.packaged_root))
-    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens)
+    probe_shard(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, shard=args.shard)
     return 0
 
 
@@ -100,10 +100,11 @@ def cmd_paper_figures(args) -> int:
 def cmd_collect_metrics(args) -> int:
     import pandas as pd
 
-    from akb.study_figures import cascade_metrics, probe_metrics, write_metrics
+    from akb.study_figures import audio_metrics, probe_metrics, write_metrics
 
     long = pd.concat([probe_metrics(args.probe_scores, args.labels, args.bank_label),
-                      cascade_metrics(args.cascade_scores, args.labels)], ignore_index=True)
+                      audio_metrics(args.cascade_scores, args.labels, "Text"),
+                      audio_metrics(args.grounded_scores, args.labels, "Audio")], ignore_index=True)
     write_metrics(long, Path(args.out_dir))
     return 0
 
@@ -152,13 +153,14 @@ def cmd_caption(args) -> int:
 def cmd_cascade(args) -> int:
     from akb.caption import read_captions
     from akb.models import ModelSpec, load_model
-    from akb.probe import probe
+    from akb.shards import probe_shard
 
     _set_threads(args.threads)
     items, _ = _audio_items(args)
     captions = read_captions(args.captions)
     model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
-    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, descriptions=captions)
+    probe_shard(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, descriptions=captions,
+                shard=args.shard)
     return 0
 
 
@@ -172,6 +174,115 @@ def cmd_score_audio(args) -> int:
     write_json(args.out, {"model": args.model_name, "captioner": args.captioner_name,
                           "benchmark": args.benchmark_name, **scores})
     write_json(args.official_out, official_predictions(items, rows))
+    return 0
+
+
+def cmd_merge_shards(args) -> int:
+    from akb.data.bank import load_bank
+    from akb.shards import merge_shards
+
+    items = load_bank(args.bank) if args.bank else _audio_items(args)[0]
+    merge_shards(args.parts, [item.id for item in items], args.out)
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from akb.lalm.distill import distill, distillation_requests, read_seeds
+    from akb.models import ModelSpec, load_model
+
+    _set_threads(args.threads)
+    seeds = read_seeds(args.seeds, args.audio_root, args.item_questions)
+    requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed)
+    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
+    distill(model, requests, args.out, args.batch_size, args.max_new_tokens)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from akb.io import atomic_path
+    from akb.lalm.grounded import build_lalm, transcribe
+    from akb.lalm.train import ClipCache, TrainSettings, read_rows, train
+    from akb.models import ModelSpec
+
+    _set_threads(args.threads)
+    settings, spec = args.grounded, ModelSpec.from_config(args.model)
+    rows = read_rows(args.distill)
+    transcripts = None
+    if settings["use_transcript"]:  # once per clip, kept beside the training state for a resumed run
+        cache = Path(args.state_dir) / "transcripts.json"
+        if cache.is_file():
+            transcripts = json.loads(cache.read_text())
+        else:
+            clips = {r["clip_id"]: r["audio"] for r in rows}
+            load = ClipCache(16000)
+            texts = transcribe(settings["encoder"]["source"], [load(a) for a in clips.values()])
+            transcripts = dict(zip(clips, texts))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp:
+                tmp.write_text(json.dumps(transcripts))
+    model = build_lalm(spec, settings, Path(args.packaged_root))
+    info = {"backbone": spec.name, "encoder": settings["encoder"]["source"], "distill": args.distill}
+    train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from akb.audio import load_audio
+    from akb.diagnostics import BACKBONE, condition_audio
+    from akb.lalm.grounded import Clip, GroundedLM, build_lalm, transcribe
+    from akb.models import ModelSpec, load_model
+    from akb.probe import probe
+
+    _set_threads(args.threads)
+    items, _ = _audio_items(args)
+    spec = ModelSpec.from_config(args.model)
+    errors: dict[str, str] = {}
+    if args.condition == BACKBONE:  # the question alone, to the audio LLM's own text backbone
+        model = load_model(spec, Path(args.packaged_root))
+    else:
+        settings = args.grounded
+        audio_of = {}
+        for item in items:
+            try:
+                audio_of[item.id] = condition_audio(load_audio(item.audio), args.condition,
+                                                    min_samples=args.min_fragment_samples)
+            except ValueError as e:  # a clip too short to cut: recorded per item, never padded
+                errors[item.id] = str(e)
+        ids = list(audio_of)
+        texts = (transcribe(settings["encoder"]["source"], [audio_of[i] for i in ids])
+                 if settings["use_transcript"] else [None] * len(ids))
+        lalm = build_lalm(spec, settings, Path(args.packaged_root), checkpoint=Path(args.checkpoint))
+        model = GroundedLM(spec, lalm, {i: Clip(audio_of[i], t) for i, t in zip(ids, texts)})
+    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, errors=errors)
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    """Grade every condition's predictions by the official rule, then the diagnostics tables and figures."""
+    from akb.data.audio_bench import grade_predictions, load_audio_benchmark
+    from akb.diagnostics import reliance_agreement, suite_reliance, write_diagnostics_tables
+    from akb.diagnostics_figures import write_diagnostics_figures
+    from akb.figures import write_table
+    from akb.io import read_jsonl
+
+    records, ids, reliance = [], {}, {}
+    for name, bench in args.benchmarks.items():
+        items, _ = load_audio_benchmark(bench["file"], bench["kind"], bench["audio_root"], bench["on_bad_item"])
+        ids[bench["label"]] = [item.id for item in items]
+        raw = json.loads(Path(bench["file"]).read_text()) if bench["file"].endswith(".json") else []
+        if raw and all("reliance" in r for r in raw):  # the synthetic suite: what each item was built to need
+            reliance.update(suite_reliance(raw))
+        for run in (r for r in args.runs if r["benchmark"] == name):
+            rows = read_jsonl(run["path"])
+            errors = {row["id"]: row.get("error") for row in rows}
+            records += [{"model": args.labels[run["model"]]["label"], "benchmark": bench["label"], "id": g["id"],
+                         "condition": run["condition"], "domain": g["domain"], "correct": g["correct"],
+                         "error": errors.get(g["id"])} for g in grade_predictions(items, rows)]  # fmt: skip
+    tables = write_diagnostics_tables(records, args.tables_dir, ids=ids, n_resamples=args.resamples, seed=args.seed)
+    agreement = reliance_agreement(tables["items"][tables["items"]["id"].isin(reliance)], reliance)
+    write_table(agreement, Path(args.tables_dir) / "diagnostics_reliance", float_format="%.4g", formats=("csv", "md"))
+    Path(args.figures_dir).mkdir(parents=True, exist_ok=True)
+    write_diagnostics_figures(tables["metrics"], args.figures_dir)
     return 0
 
 
@@ -192,6 +303,8 @@ def _set_threads(threads: int | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from akb.shards import parse_shard
+
     parser = argparse.ArgumentParser(prog="akb", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="only shard K of N (whole batches of the unsharded run; see merge-shards)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_probe)
 
@@ -259,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect-metrics", help="one metrics table (models x metrics) from measured scores")
     p.add_argument("--probe-scores", nargs="+", required=True)
     p.add_argument("--cascade-scores", nargs="*", default=[])
+    p.add_argument("--grounded-scores", nargs="*", default=[])
     p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, ...}")
     p.add_argument("--bank-label", required=True, help='metric prefix, e.g. "AKB-2000"')
     p.add_argument("--out-dir", default="results/tables")
@@ -297,6 +413,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_caption)
 
+    p = sub.add_parser("distill", help="self-distillation data: the backbone answers prompts from seed descriptions")
+    p.add_argument("--seeds", required=True, help="MMAU-format JSON with metadata.summary, or seed JSONL")
+    p.add_argument("--audio-root", default=None)
+    p.add_argument("--prompts", type=_json_arg, required=True, help="JSON list of prompts to sample from")
+    p.add_argument("--prompts-per-clip", type=int, default=1)
+    p.add_argument("--item-questions", action=argparse.BooleanOptionalAction, default=True,
+                   help="also ask each clip's own benchmark question (MMAU-format seeds)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("train", help="train an audio LLM on distillation data; resumes from --state-dir")
+    p.add_argument("--distill", required=True)
+    p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
+    p.add_argument("--grounded", type=_json_arg, required=True, help="the config's `grounded` block as JSON")
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--state-dir", required=True, help="periodic checkpoints, kept until training ends")
+    p.add_argument("--out", required=True, help="checkpoint directory (trainable weights + recipe)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="an audio LLM answers each audio question (one condition); resumable")
+    audio_benchmark_args(p)
+    p.add_argument("--checkpoint", default=None, help="trained audio LLM (not needed for --condition backbone)")
+    p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
+    p.add_argument("--grounded", type=_json_arg, required=True, help="the config's `grounded` block as JSON")
+    p.add_argument("--condition", default="full", help="full, none, backbone, fragment-N-k, silence or noise")
+    p.add_argument("--min-fragment-samples", type=int, default=1600)
+    p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("diagnose", help="text-prior and audio-reliance tables and figures from condition runs")
+    p.add_argument("--runs", type=_json_arg, required=True, help="JSON list of {model, benchmark, condition, path}")
+    p.add_argument("--benchmarks", type=_json_arg, required=True,
+                   help="JSON: name -> {file, kind, audio_root, on_bad_item, label}")
+    p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, ...}")
+    p.add_argument("--tables-dir", default="results/tables")
+    p.add_argument("--figures-dir", default="results/figures/diagnostics")
+    bootstrap_args(p)
+    p.set_defaults(func=cmd_diagnose)
+
     p = sub.add_parser("cascade", help="a text LLM answers each audio question from its caption; resumable")
     audio_benchmark_args(p)
     p.add_argument("--captions", required=True)
@@ -306,8 +473,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="only shard K of N (whole batches of the unsharded run; see merge-shards)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_cascade)
+
+    p = sub.add_parser("merge-shards", help="merge shard files of probe/cascade into the unsharded run's file")
+    p.add_argument("--parts", nargs="+", required=True, help="the shards' JSONL files, in any order")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bank", help="prepared bank (JSONL) the probe shards answered")
+    source.add_argument("--benchmark", help="audio benchmark the cascade shards answered")
+    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+    p.add_argument("--audio-root", default=None)
+    p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_merge_shards)
 
     p = sub.add_parser("score-audio", help="official-rule accuracy per domain, and the official scripts' input")
     audio_benchmark_args(p)

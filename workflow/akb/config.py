@@ -50,12 +50,25 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"invalid configuration:\n  config.models: duplicate name(s) {duplicated}")
-    for stage in ("probe", "cascade"):
-        unknown = [n for n in config[stage]["models"] or [] if n not in names]
+    for stage, key in (("probe", "models"), ("cascade", "models"), ("grounded", "backbones")):
+        unknown = [n for n in config[stage][key] or [] if n not in names]
         if unknown:
             raise ConfigError(
-                f"invalid configuration:\n  config.{stage}.models: unknown model(s) {unknown}; declared: {names}"
+                f"invalid configuration:\n  config.{stage}.{key}: unknown model(s) {unknown}; declared: {names}"
             )
+    benchmarks = [b["name"] for b in config["audio_benchmarks"]]
+    unknown = [b for b in config["grounded"]["benchmarks"] or [] if b not in benchmarks]
+    if unknown:
+        raise ConfigError(f"invalid configuration:\n  config.grounded.benchmarks: unknown benchmark(s) {unknown}; "
+                          f"declared: {benchmarks}")
+    for name in config["grounded"]["backbones"]:
+        if model_entry(config, name)["backend"] == "api":
+            raise ConfigError(f"invalid configuration:\n  config.grounded.backbones: {name} is an API model; "
+                              "an audio LLM needs the backbone's weights")
+    unknown = [m for m in config["diagnostics"]["models"] if m not in config["grounded"]["backbones"]]
+    if unknown:
+        raise ConfigError(f"invalid configuration:\n  config.diagnostics.models: {unknown} are not grounded "
+                          f"backbones (grounded.backbones: {config['grounded']['backbones']})")
     for i, entry in enumerate(config["models"]):
         if entry["backend"] == "api" and probe_settings(config, entry["name"])["mode"] != "generate":
             raise ConfigError(

@@ -20,6 +20,7 @@ PAPER_TABLES = {
     "table3_grounded": "grounded_table3.csv",
 }
 LONG_COLUMNS = ["model", "metric", "kind", "value", "n", "ci_low", "ci_high"]
+AUDIO_COLUMNS = ["benchmark", "domain", "modality", "captioner"]  # empty for the bank's metrics
 
 
 def write_correlations(frame: pd.DataFrame, metrics: list[str], out_dir: Path, stem: str,
@@ -64,19 +65,38 @@ def probe_metrics(score_files: list[Path], labels: dict[str, dict], bank_label: 
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
-def cascade_metrics(score_files: list[Path], labels: dict[str, dict]) -> pd.DataFrame:
-    """Long metrics from cascade scores: "{benchmark} (Text)" per model (the paper's cascade metric;
-    "{benchmark} (Text, {captioner})" when several captioners ran) and "{benchmark} {domain} (Text)"
-    per domain (the x of Figure 3)."""
+def audio_metrics(score_files: list[Path], labels: dict[str, dict], modality: str) -> pd.DataFrame:
+    """Long metrics from audio-benchmark scores: "{benchmark} ({modality})" per model and
+    "{benchmark} {domain} ({modality})" per domain (the axes of Figure 3). modality "Text" is the
+    cascade (tagged "Text, {captioner}" when several captioners ran), "Audio" the audio-grounded LLMs.
+    The benchmark, domain and captioner of each row are kept in their own columns."""
     scores = [json.loads(Path(path).read_text()) for path in score_files]
-    several = len({s["captioner"] for s in scores}) > 1
+    several = modality == "Text" and len({s["captioner"] for s in scores}) > 1
     rows = []
     for s in scores:
-        text = f"Text, {s['captioner']}" if several else "Text"
-        groups = [("headline", f"{s['benchmark']} ({text})", s)]
-        groups += [("domain", f"{s['benchmark']} {d} ({text})", d_s) for d, d_s in s["by_domain"].items()]
-        rows += _metric_rows(labels[s["model"]]["label"], groups)
-    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+        tag = f"{modality}, {s['captioner']}" if several else modality
+        label = labels[s["model"]]["label"]
+        where = {"benchmark": s["benchmark"], "modality": modality,
+                 "captioner": s["captioner"] if modality == "Text" else None}
+        rows += [r | where | {"domain": None} for r in _metric_rows(label, [("headline", f"{s['benchmark']} ({tag})", s)])]
+        for domain, d_s in s["by_domain"].items():
+            groups = [("domain", f"{s['benchmark']} {domain} ({tag})", d_s)]
+            rows += [r | where | {"domain": domain} for r in _metric_rows(label, groups)]
+    return pd.DataFrame(rows, columns=LONG_COLUMNS + AUDIO_COLUMNS)
+
+
+def scatter_stem(benchmark: str, captioner: str) -> str:
+    return f"scatter_{benchmark}_{captioner}".replace(" ", "_")
+
+
+def domain_points(long: pd.DataFrame) -> pd.DataFrame:
+    """Figure 3's points for this run: per (model, benchmark, domain, captioner) the cascade accuracy
+    and the same backbone's audio-grounded accuracy."""
+    domains = long[long["kind"] == "domain"]
+    text = domains[domains["modality"] == "Text"].rename(columns={"value": "cascade"})
+    audio = domains[domains["modality"] == "Audio"].rename(columns={"value": "grounded"})
+    keys = ["model", "benchmark", "domain"]
+    return text[[*keys, "captioner", "cascade"]].merge(audio[[*keys, "grounded"]], on=keys)
 
 
 def wide(long: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
@@ -105,5 +125,14 @@ def build_study_figures(metrics_long: Path, figures_dir: Path, tables_dir: Path,
     headline = wide(long, "headline")
     if headline.shape[1] >= 2:  # Figure 2 for this run: probing against the cascade (and later audio)
         write_correlations(headline, list(headline.columns), figures_dir, "correlations", n_resamples, seed)
+    if "modality" in long and (long["modality"] == "Audio").any():  # Figure 3 for this run
+        points = domain_points(long)
+        text = long[long["modality"] == "Text"]
+        grounded = set(long.loc[long["modality"] == "Audio", "benchmark"])
+        for benchmark, captioner in text[["benchmark", "captioner"]].drop_duplicates().itertuples(index=False):
+            if benchmark in grounded:  # an empty panel says so when no backbone also ran the cascade
+                plot_domain_scatter(points[points["captioner"] == captioner], benchmark,
+                                    figures_dir / scatter_stem(benchmark, captioner),
+                                    title_note=f"{captioner} captions vs audio")
     comparison = compare_with_paper(headline, paper_metrics(), figures_dir / "paper_comparison")
     write_table(comparison, tables_dir / "paper_comparison")

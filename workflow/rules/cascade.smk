@@ -1,5 +1,8 @@
 # Stage 2: the cascade. A captioner describes each clip; a text LLM answers from the description.
 
+CASCADE_SHARDS = config["cascade"]["shards"]  # see probe.smk for sharding
+CASCADE_SHARD_OPTION = f" --shard {{wildcards.shard}}/{CASCADE_SHARDS}" if CASCADE_SHARDS > 1 else ""
+
 
 rule generate_synthetic:
     """The synthetic audio suite (MMAU format, 16 kHz WAV), deterministic from its seed."""
@@ -63,9 +66,9 @@ rule cascade_model:
         captions="results/captions/{captioner}/{benchmark}.jsonl",
         model=model_files,
     output:
-        "results/cascade/{captioner}/{model}/{benchmark}.jsonl",
+        shard_path("results/cascade/{captioner}/{model}/{benchmark}.jsonl", CASCADE_SHARDS),
     log:
-        "logs/cascade/{captioner}/{model}/{benchmark}.log",
+        shard_path("logs/cascade/{captioner}/{model}/{benchmark}.log", CASCADE_SHARDS),
     params:
         args=audio_benchmark_args,
         model=model_json,
@@ -82,7 +85,29 @@ rule cascade_model:
     shell:
         "python -m akb cascade {params.args} --captions {input.captions} --model {params.model:q} "
         "--mode {params.mode} --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        f"--threads {{threads}}{CASCADE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
+
+
+if CASCADE_SHARDS > 1:
+
+    rule merge_cascade_shards:
+        """The cascade's shards for one (captioner, model, benchmark), merged as one unsharded job writes them."""
+        input:
+            audio_benchmark_inputs,
+            parts=shard_paths("results/cascade/{captioner}/{model}/{benchmark}.jsonl", CASCADE_SHARDS),
+        output:
+            "results/cascade/{captioner}/{model}/{benchmark}.jsonl",
+        log:
+            "logs/cascade/{captioner}/{model}/{benchmark}.log",
+        params:
+            args=audio_benchmark_args,
+        conda:
+            "../../envs/audio.yaml"
+        shell:
+            "python -m akb merge-shards {params.args} --parts {input.parts} --out {output} > {log} 2>&1"
+
+    localrules:
+        merge_cascade_shards,
 
 
 rule score_cascade:

@@ -13,8 +13,10 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 from akb.captioners.file import caption_file_path
 from akb.config import ConfigError, model_entry, probe_settings, validate_config
 from akb.data.bank import resolve_source, taxonomy_categories
+from akb.diagnostics import FULL, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
 from akb.models.base import ModelSpec
+from akb.study_figures import scatter_stem
 
 prepare_job_environment(WORKFLOW_DIR)
 
@@ -39,6 +41,14 @@ AUDIO_BENCHMARKS = {b["name"]: b for b in config["audio_benchmarks"]}
 CAPTIONERS = {c["name"]: c for c in config["captioners"]}
 CASCADE_MODELS = (config["cascade"]["models"] or ALL_MODELS) if AUDIO_BENCHMARKS and CAPTIONERS else []
 SYNTHETIC_DIR = "resources/synthetic"
+
+# The audio-grounded stage: each backbone becomes an audio LLM evaluated on these benchmarks.
+GROUNDED = config["grounded"]
+GROUNDED_MODELS = GROUNDED["backbones"]
+GROUNDED_BENCHMARKS = (GROUNDED["benchmarks"] or list(AUDIO_BENCHMARKS)) if GROUNDED_MODELS else []
+if GROUNDED_MODELS and GROUNDED["distill"]["seeds"] == "synthetic" and not config["synthetic"]["n_train"]:
+    raise WorkflowError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
+                        "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
 
 
 def audio_benchmark_file(name):
@@ -81,8 +91,9 @@ def captioner_files(wildcards):
     """What a captioner reads besides the audio: a user's caption file (edits rerun the rule), or a
     local model directory (one the workflow builds from a PyPI package, or the user's)."""
     entry = CAPTIONERS[wildcards.captioner]
-    if entry["backend"] == "file":
-        return [json.loads(captioner_json(wildcards))["path"]]
+    if entry["backend"] == "file":  # a missing file is reported by the job, so the study can be planned
+        path = json.loads(captioner_json(wildcards))["path"]
+        return [path] if Path(path).is_file() else []
     source = entry.get("source")
     if source and (source.startswith("resources/models/") or Path(source).exists()):
         return [source]
@@ -119,6 +130,73 @@ def model_labels(names):
     return json.dumps({s.name: {"label": s.label, "family": s.family, "group": s.group} for s in specs})
 
 
+# Diagnostics: every condition of the published protocol (plus optional extras) per audio LLM.
+DIAGNOSED_MODELS = config["diagnostics"]["models"]
+DIAGNOSED_BENCHMARKS = (config["diagnostics"]["benchmarks"] or GROUNDED_BENCHMARKS) if DIAGNOSED_MODELS else []
+DIAGNOSTIC_CONDITIONS = [c for c in PROTOCOL_CONDITIONS if c != FULL] + config["diagnostics"]["extra_conditions"]
+DIAGNOSTICS_TABLES = expand("results/tables/diagnostics_{name}.{ext}",
+                            name=["accuracy", "metrics", "benchmarks", "items", "reliance"], ext=["csv", "md"])
+
+
+def diagnostics_runs():
+    """(model, benchmark, condition, predictions) of every run the diagnostics read; `full` is the
+    grounded evaluation itself."""
+    runs = []
+    for m in DIAGNOSED_MODELS:
+        for b in DIAGNOSED_BENCHMARKS:
+            runs.append({"model": m, "benchmark": b, "condition": FULL, "path": f"results/grounded/{m}/{b}.jsonl"})
+            runs += [{"model": m, "benchmark": b, "condition": c, "path": f"results/diagnostics/{m}/{b}/{c}.jsonl"}
+                     for c in DIAGNOSTIC_CONDITIONS]
+    return runs
+
+
+def diagnostics_benchmarks_json():
+    return json.dumps({
+        b: {"file": audio_benchmark_file(b), "kind": AUDIO_BENCHMARKS[b]["kind"],
+            "audio_root": AUDIO_BENCHMARKS[b]["audio_root"], "on_bad_item": AUDIO_BENCHMARKS[b]["on_bad_item"],
+            "label": audio_benchmark_label(b)}
+        for b in DIAGNOSED_BENCHMARKS
+    })
+
+
+def diagnostics_outputs():
+    return DIAGNOSTICS_TABLES if DIAGNOSED_MODELS else []
+
+
+def grounded_json(wildcards=None):
+    return json.dumps(GROUNDED)
+
+
+def grounded_seed_inputs(wildcards):
+    seeds = GROUNDED["distill"]["seeds"]
+    if seeds == "synthetic":
+        return [SYNTHETIC_DIR]
+    return [seeds] if Path(seeds).is_file() else []  # a missing file is reported by the job
+
+
+def grounded_seed_file():
+    seeds = GROUNDED["distill"]["seeds"]
+    return f"{SYNTHETIC_DIR}/train.json" if seeds == "synthetic" else seeds
+
+
+def grounded_encoder_files(wildcards):
+    source = GROUNDED["encoder"]["source"]
+    return [source] if source.startswith("resources/models/") or Path(source).exists() else []
+
+
+def grounded_mode(wildcards):
+    return GROUNDED["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
+
+
+def grounded_score_files():
+    return expand("results/grounded/{model}/{benchmark}_scores.json", model=GROUNDED_MODELS,
+                  benchmark=GROUNDED_BENCHMARKS)
+
+
+def grounded_outputs():
+    return [*grounded_score_files(), "results/tables/grounded.csv"] if GROUNDED_MODELS else []
+
+
 def probe_outputs():
     return [
         *expand("results/probe/{model}/{bank}_scores.json", model=PROBE_MODELS, bank=BANK),
@@ -142,6 +220,18 @@ HEADLINE_FIGURES = (
 )
 
 
+# Figure 3 for this run: cascade against audio-grounded accuracy per domain, per benchmark and captioner.
+SCATTER_FIGURES = {
+    f"scatter_{b}_{c}": report(
+        f"results/figures/{scatter_stem(audio_benchmark_label(b), c)}.png",
+        caption=str(WORKFLOW_DIR / "report/scatter.rst"),
+        category="Figures",
+    )
+    for b in (GROUNDED_BENCHMARKS if CASCADE_MODELS else [])
+    for c in CAPTIONERS
+}
+
+
 def cascade_outputs():
     return [*cascade_score_files(), "results/tables/cascade.csv"] if CASCADE_MODELS else []
 
@@ -149,6 +239,7 @@ def cascade_outputs():
 def figure_outputs():
     return [
         *HEADLINE_FIGURES.values(),
+        *SCATTER_FIGURES.values(),
         "results/tables/metrics.csv",
         "results/figures/category_correlations_heatmap.png",
         "results/figures/paper_comparison.png",
@@ -162,9 +253,10 @@ def _one_of(names):
 
 wildcard_constraints:
     bank=BANK,
-    model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS))),
+    model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
     benchmark=_one_of(list(AUDIO_BENCHMARKS)),
     captioner=_one_of(list(CAPTIONERS)),
+    condition=_one_of(DIAGNOSTIC_CONDITIONS),
 
 
 def bank_source_files(wildcards):

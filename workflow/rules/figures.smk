@@ -6,6 +6,7 @@ rule collect_metrics:
     input:
         probe=expand("results/probe/{model}/{bank}_scores.json", model=PROBE_MODELS, bank=BANK),
         cascade=cascade_score_files(),
+        grounded=grounded_score_files(),
     output:
         csv=report("results/tables/metrics.csv", caption="../report/metrics.rst", category="Tables"),
         md="results/tables/metrics.md",
@@ -14,14 +15,15 @@ rule collect_metrics:
     log:
         "logs/figures/collect_metrics.log",
     params:
-        labels=model_labels(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS))),
+        labels=model_labels(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
         bank_label=BANK_LABEL,
         cascade=lambda w, input: f"--cascade-scores {' '.join(input.cascade)}" if input.cascade else "",
+        grounded=lambda w, input: f"--grounded-scores {' '.join(input.grounded)}" if input.grounded else "",
     conda:
         "../../envs/figures.yaml"
     shell:
         "python -m akb collect-metrics --probe-scores {input.probe} --labels {params.labels:q} "
-        "--bank-label {params.bank_label:q} {params.cascade} --out-dir results/tables > {log} 2>&1"
+        "--bank-label {params.bank_label:q} {params.cascade} {params.grounded} --out-dir results/tables > {log} 2>&1"
 
 
 rule study_figures:
@@ -31,6 +33,7 @@ rule study_figures:
         "results/tables/metrics_long.csv",
     output:
         **HEADLINE_FIGURES,
+        **SCATTER_FIGURES,
         heatmap=report(
             "results/figures/category_correlations_heatmap.png",
             caption="../report/category_correlations.rst",

@@ -1,5 +1,18 @@
 # Stage 1: probe text LLMs on the auditory-knowledge bank.
 
+# Sharding (probe.shards, cascade.shards): with N > 1 a model's run is N jobs (scatter), each on
+# whole batches of the unsharded run, writing .../shards/{name}.{shard}-of-N.jsonl; a merge job
+# (gather) writes the unsharded run's file, byte for byte, so everything downstream is unchanged.
+# With N = 1 the rules, their commands (so Snakemake's rerun triggers) and the jobs are as before.
+from akb.shards import shard_path, shard_paths
+
+PROBE_SHARDS = config["probe"]["shards"]
+PROBE_SHARD_OPTION = f" --shard {{wildcards.shard}}/{PROBE_SHARDS}" if PROBE_SHARDS > 1 else ""
+
+
+wildcard_constraints:
+    shard=r"\d+",
+
 
 rule probe_model:
     """Every bank item answered by one model (loaded once); resumes after an interruption."""
@@ -7,9 +20,9 @@ rule probe_model:
         bank=BANK_FILE,
         model=model_files,
     output:
-        "results/probe/{model}/{bank}.jsonl",
+        shard_path("results/probe/{model}/{bank}.jsonl", PROBE_SHARDS),
     log:
-        "logs/probe/{model}/{bank}.log",
+        shard_path("logs/probe/{model}/{bank}.log", PROBE_SHARDS),
     params:
         model=model_json,
         mode=lambda w: probe_settings(config, w.model)["mode"],
@@ -25,7 +38,27 @@ rule probe_model:
     shell:
         "python -m akb probe --bank {input.bank} --model {params.model:q} --mode {params.mode} "
         "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        f"--threads {{threads}}{PROBE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
+
+
+if PROBE_SHARDS > 1:
+
+    rule merge_probe_shards:
+        """A model's probe shards, merged into the file one unsharded job writes (checked complete)."""
+        input:
+            bank=BANK_FILE,
+            parts=shard_paths("results/probe/{model}/{bank}.jsonl", PROBE_SHARDS),
+        output:
+            "results/probe/{model}/{bank}.jsonl",
+        log:
+            "logs/probe/{model}/{bank}.log",
+        conda:
+            "../../envs/tables.yaml"
+        shell:
+            "python -m akb merge-shards --bank {input.bank} --parts {input.parts} --out {output} > {log} 2>&1"
+
+    localrules:
+        merge_probe_shards,
 
 
 rule score_probe:

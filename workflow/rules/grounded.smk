@@ -1,0 +1,135 @@
+# Stage 3: audio-grounded. Each backbone distils its own training answers from seed descriptions,
+# is fine-tuned into a DeSTA-style audio LLM, and answers the audio benchmarks with the audio.
+
+
+rule distill_data:
+    """The backbone answers prompts about each training clip from its seed description (resumable)."""
+    input:
+        grounded_seed_inputs,
+        model=model_files,
+    output:
+        "results/grounded/{model}/distill.jsonl",
+    log:
+        "logs/grounded/{model}/distill.log",
+    params:
+        seeds=grounded_seed_file(),
+        root=f"--audio-root {GROUNDED['distill']['audio_root']}" if GROUNDED["distill"]["audio_root"] else "",
+        prompts=json.dumps(GROUNDED["distill"]["prompts"]),
+        per_clip=GROUNDED["distill"]["prompts_per_clip"],
+        questions="--item-questions" if GROUNDED["distill"]["item_questions"] else "--no-item-questions",
+        batch_size=GROUNDED["distill"]["batch_size"],
+        max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
+        model=model_json,
+        seed=config["seed"],
+    threads: model_threads
+    resources:
+        gpu=model_resource("gpu"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb distill --seeds {params.seeds} {params.root} --prompts {params.prompts:q} "
+        "--prompts-per-clip {params.per_clip} {params.questions} --seed {params.seed} --model {params.model:q} "
+        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
+        "--out {output} > {log} 2>&1"
+
+
+rule train_lalm:
+    """Connector (and LoRA) training; an interrupted job resumes from resources/train_state/{model}."""
+    input:
+        grounded_encoder_files,
+        distill="results/grounded/{model}/distill.jsonl",
+        model=model_files,
+    output:
+        directory("results/grounded/{model}/checkpoint"),
+    log:
+        "logs/grounded/{model}/train.log",
+    params:
+        model=model_json,
+        grounded=grounded_json(),
+    threads: model_threads
+    resources:
+        gpu=model_resource("gpu"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb train --distill {input.distill} --model {params.model:q} --grounded {params.grounded:q} "
+        "--threads {threads} --state-dir resources/train_state/{wildcards.model} --out {output} > {log} 2>&1"
+
+
+rule evaluate_lalm:
+    """The audio LLM answers every benchmark question with its clip (resumable)."""
+    input:
+        audio_benchmark_inputs,
+        grounded_encoder_files,
+        validation="results/benchmarks/{benchmark}/validation.json",
+        checkpoint="results/grounded/{model}/checkpoint",
+        model=model_files,
+    output:
+        "results/grounded/{model}/{benchmark}.jsonl",
+    log:
+        "logs/grounded/{model}/{benchmark}.log",
+    params:
+        args=audio_benchmark_args,
+        model=model_json,
+        grounded=grounded_json(),
+        mode=grounded_mode,
+        batch_size=GROUNDED["evaluate"]["batch_size"],
+        max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
+    threads: model_threads
+    resources:
+        gpu=model_resource("gpu"),
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb evaluate {params.args} --checkpoint {input.checkpoint} --model {params.model:q} "
+        "--grounded {params.grounded:q} --condition full --mode {params.mode} --batch-size {params.batch_size} "
+        "--max-new-tokens {params.max_new_tokens} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule score_grounded:
+    """Official string-match scoring, overall and per domain, with bootstrap intervals."""
+    input:
+        audio_benchmark_inputs,
+        predictions="results/grounded/{model}/{benchmark}.jsonl",
+    output:
+        scores="results/grounded/{model}/{benchmark}_scores.json",
+        official="results/grounded/{model}/{benchmark}_official.json",
+    log:
+        "logs/grounded/{model}/{benchmark}_scores.log",
+    params:
+        args=audio_benchmark_args,
+        label=lambda w: audio_benchmark_label(w.benchmark),
+        resamples=config["probe"]["bootstrap_resamples"],
+        seed=config["seed"],
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb score-audio {params.args} --predictions {input.predictions} "
+        "--model-name {wildcards.model} --captioner-name audio "
+        "--benchmark-name {params.label:q} --resamples {params.resamples} --seed {params.seed} "
+        "--out {output.scores} --official-out {output.official} > {log} 2>&1"
+
+
+rule grounded_table:
+    """Table 3 of the paper for this run: audio-grounded accuracy per backbone, overall and per domain."""
+    input:
+        grounded_score_files(),
+    output:
+        csv=report("results/tables/grounded.csv", caption="../report/grounded_table.rst", category="Tables"),
+        md="results/tables/grounded.md",
+        tex="results/tables/grounded.tex",
+    log:
+        "logs/tables/grounded.log",
+    params:
+        labels=model_labels(GROUNDED_MODELS),
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m akb cascade-table --scores {input} --labels {params.labels:q} "
+        "--out-stem results/tables/grounded > {log} 2>&1"

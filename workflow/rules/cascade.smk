@@ -60,7 +60,8 @@ rule caption_benchmark:
 
 
 rule cascade_model:
-    """A text LLM answers every question from its clip's caption (loaded once; resumable)."""
+    """A text LLM answers every question (one shard's batches, if sharded) from its clip's caption;
+    loaded once, resumable."""
     input:
         audio_benchmark_inputs,
         captions="results/captions/{captioner}/{benchmark}.jsonl",

@@ -15,7 +15,7 @@ wildcard_constraints:
 
 
 rule probe_model:
-    """Every bank item answered by one model (loaded once); resumes after an interruption."""
+    """Every bank item (one shard's batches of them, if sharded) answered by one model (loaded once); resumable."""
     input:
         bank=BANK_FILE,
         model=model_files,

@@ -1,0 +1,128 @@
+"""Checks of tests/slurm/run_slurm_test.sh once both runs are done (stdlib only).
+
+    python check_slurm_run.py jobs LOG SACCT   every cluster job of the SLURM run is in SLURM's
+                                               accounting: COMPLETED, exit 0, under its rule, with
+                                               the partition, memory, CPUs and time it asked for, and
+                                               with a COMPLETED srun step (where the rule ran)
+    python check_slurm_run.py same DIR1 DIR2   results/ and resources/ are byte-identical
+
+Exits 1 with the reason on the first failed check.
+"""
+
+import filecmp
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+RULE = re.compile(r"^(local)?rule (\w+):$")
+FIELD = re.compile(r"^    (\w+): (.*)$")
+SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+) ")
+
+
+def fail(message):
+    print(f"CHECK FAILED: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def workflow_jobs(log_text):
+    """The jobs of a snakemake log: (local, rule, fields of its block), and the SLURM id each
+    submitted job got (snakemake jobid -> SLURM jobid)."""
+    jobs, submitted, block = [], {}, None
+    for line in log_text.splitlines():
+        if match := RULE.match(line):
+            block = {"local": bool(match.group(1)), "rule": match.group(2), "fields": {}}
+            jobs.append(block)
+        elif block is not None and (match := FIELD.match(line)):
+            block["fields"][match.group(1)] = match.group(2)
+        else:
+            block = None
+            if match := SUBMITTED.match(line):
+                submitted[match.group(1)] = match.group(2)
+    return jobs, submitted
+
+
+def expected_resources(fields):
+    """What SLURM should have granted: partition, memory, time limit and CPUs from the job's resources."""
+    resources = dict(kv.split("=", 1) for kv in fields.get("resources", "").split(", ") if "=" in kv)
+    minutes = int(resources["runtime"])
+    limit = f"{minutes // 60:02d}:{minutes % 60:02d}:00" if minutes < 24 * 60 else None
+    return {"ReqMem": f"{resources['mem_mb']}M", "Timelimit": limit, "AllocCPUS": fields.get("threads", "1"),
+            "Partition": resources.get("slurm_partition")}
+
+
+SACCT_FIELDS = ["JobID", "JobName", "State", "ExitCode", "Comment", "Partition", "NodeList", "Elapsed",
+                "ReqMem", "Timelimit", "AllocCPUS"]
+
+
+def check_jobs(log_file, sacct_file):
+    """sacct_file: `sacct -a -P -n --format=` SACCT_FIELDS, jobs and their steps."""
+    jobs, submitted = workflow_jobs(Path(log_file).read_text(errors="replace"))
+    remote = {job["fields"]["jobid"]: job for job in jobs if not job["local"]}
+    local = Counter(job["rule"] for job in jobs if job["local"])
+    if not remote:
+        fail(f"{log_file}: no job of the workflow was sent to the cluster")
+    if set(submitted) != set(remote):
+        fail(f"jobs sent to the cluster {sorted(remote)} but submissions reported for {sorted(submitted)}")
+    records = {}
+    for line in Path(sacct_file).read_text().splitlines():
+        if line.strip():
+            record = dict(zip(SACCT_FIELDS, line.split("|")))
+            records[record["JobID"]] = record
+    print(f"{'rule':<20} {'id':>4} {'state':<10} {'exit':<4} {'partition':<9} {'node':<6} "
+          f"{'mem':<6} {'cpus':<4} {'limit':<9} {'elapsed':<9} step .0")
+    for snakemake_id, job in sorted(remote.items(), key=lambda kv: int(submitted[kv[0]])):
+        rule, slurm_id = job["rule"], submitted[snakemake_id]
+        record, step = records.get(slurm_id), records.get(f"{slurm_id}.0")
+        if record is None:
+            fail(f"SLURM job {slurm_id} (rule {rule}) is not in sacct's records")
+        print(f"{rule:<20} {slurm_id:>4} {record['State']:<10} {record['ExitCode']:<4} {record['Partition']:<9} "
+              f"{record['NodeList']:<6} {record['ReqMem']:<6} {record['AllocCPUS']:<4} {record['Timelimit']:<9} "
+              f"{record['Elapsed']:<9} {step['JobName'] + ' ' + step['State'] if step else '-'}")
+        if record["State"] != "COMPLETED" or record["ExitCode"] != "0:0":
+            fail(f"SLURM job {slurm_id} (rule {rule}): state {record['State']}, exit code {record['ExitCode']}")
+        if not record["Comment"].startswith(f"rule_{rule}"):
+            fail(f"SLURM job {slurm_id}: comment {record['Comment']!r} does not name rule {rule}")
+        if step is None or step["State"] != "COMPLETED":
+            fail(f"SLURM job {slurm_id} (rule {rule}): no COMPLETED srun step {slurm_id}.0 (the rule's own step)")
+        for key, value in expected_resources(job["fields"]).items():
+            if value is not None and record[key] != value:
+                fail(f"SLURM job {slurm_id} (rule {rule}): {key} {record[key]}, the job asked for {value}")
+    extra = {r["JobID"] for r in records.values() if "." not in r["JobID"]} - set(submitted.values())
+    if extra:  # a retried job would show here (the profile sets retries: 1)
+        fail(f"sacct lists SLURM jobs the run did not report: {sorted(extra, key=int)}")
+    by_rule = Counter(job["rule"] for job in remote.values())
+    print(f"{len(remote)} cluster jobs, all COMPLETED in sacct with the requested partition, memory, CPUs and time: "
+          + ", ".join(f"{rule} x{n}" for rule, n in sorted(by_rule.items())))
+    print("run on the submitting host (localrules): " + ", ".join(f"{r} x{n}" for r, n in sorted(local.items())))
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+
+
+def check_same(dir1, dir2):
+    total = 0
+    for sub in ["results", "resources"]:
+        a, b = Path(dir1) / sub, Path(dir2) / sub
+        files_a, files_b = tree(a), tree(b)
+        if not files_a:
+            fail(f"{a}: no files")
+        if files_a != files_b:
+            only_a, only_b = sorted(set(files_a) - set(files_b)), sorted(set(files_b) - set(files_a))
+            fail(f"{sub}/ differs: only in {dir1}: {only_a}; only in {dir2}: {only_b}")
+        different = [f for f in files_a if not filecmp.cmp(a / f, b / f, shallow=False)]
+        if different:
+            fail(f"{sub}/: {len(different)} of {len(files_a)} files differ: {different}")
+        total += len(files_a)
+        print(f"{sub}/: {len(files_a)} files, byte-identical")
+    return total
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] not in ("jobs", "same"):
+        sys.exit(__doc__)
+    if sys.argv[1] == "jobs":
+        check_jobs(sys.argv[2], sys.argv[3])
+    else:
+        check_same(sys.argv[2], sys.argv[3])

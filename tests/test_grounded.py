@@ -61,6 +61,16 @@ def test_distillation_rows_answer_sampled_and_own_prompts(suite, rows):
     assert [r["prompt"] for r in again] == [r["prompt"] for r in rows]
 
 
+def test_own_questions_asked_for_loglik_are_answered_with_an_option(suite, tmp_path):
+    requests = distillation_requests(read_seeds(suite["train"]), ["Describe the audio."], 1, 0, "loglik")
+    own = [r for r in requests if "choices" in r]
+    assert len(own) == 12 and all(r["prompt"].startswith("Question: ") for r in own)
+    distill(load_model(SPEC), requests[:6], tmp_path / "d.jsonl", batch_size=4, max_new_tokens=4)
+    for row in read_jsonl(tmp_path / "d.jsonl"):
+        if "choices" in row:
+            assert row["response"] in row["choices"]
+
+
 def test_seed_jsonl_errors_name_line_and_field(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text(json.dumps({"id": "a", "audio": "a.wav"}) + "\n")

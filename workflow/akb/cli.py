@@ -192,7 +192,7 @@ def cmd_distill(args) -> int:
 
     _set_threads(args.threads)
     seeds = read_seeds(args.seeds, args.audio_root, args.item_questions)
-    requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed)
+    requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed, args.question_mode)
     model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
     distill(model, requests, args.out, args.batch_size, args.max_new_tokens)
     return 0
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts-per-clip", type=int, default=1)
     p.add_argument("--item-questions", action=argparse.BooleanOptionalAction, default=True,
                    help="also ask each clip's own benchmark question (MMAU-format seeds)")
+    p.add_argument("--question-mode", choices=["loglik", "generate"], default="generate",
+                   help="ask own questions as the evaluation will: answered by option log-likelihood or generated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
     p.add_argument("--batch-size", type=int, default=16)

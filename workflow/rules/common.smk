@@ -188,9 +188,9 @@ def grounded_mode(wildcards):
     return GROUNDED["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
 
 
-def grounded_score_files():
-    return expand("results/grounded/{model}/{benchmark}_scores.json", model=GROUNDED_MODELS,
-                  benchmark=GROUNDED_BENCHMARKS)
+def grounded_score_files(kind="scores"):
+    return expand("results/grounded/{model}/{benchmark}_{kind}.json", model=GROUNDED_MODELS,
+                  benchmark=GROUNDED_BENCHMARKS, kind=kind)
 
 
 def grounded_outputs():
@@ -256,7 +256,7 @@ wildcard_constraints:
     model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
     benchmark=_one_of(list(AUDIO_BENCHMARKS)),
     captioner=_one_of(list(CAPTIONERS)),
-    condition=_one_of(DIAGNOSTIC_CONDITIONS),
+    condition=_one_of(DIAGNOSTIC_CONDITIONS if DIAGNOSED_MODELS else ["none"]),
 
 
 def bank_source_files(wildcards):

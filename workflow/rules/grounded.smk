@@ -17,6 +17,7 @@ rule distill_data:
         prompts=json.dumps(GROUNDED["distill"]["prompts"]),
         per_clip=GROUNDED["distill"]["prompts_per_clip"],
         questions="--item-questions" if GROUNDED["distill"]["item_questions"] else "--no-item-questions",
+        question_mode=grounded_mode,
         batch_size=GROUNDED["distill"]["batch_size"],
         max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
         model=model_json,
@@ -30,7 +31,8 @@ rule distill_data:
         "../../envs/models.yaml"
     shell:
         "python -m akb distill --seeds {params.seeds} {params.root} --prompts {params.prompts:q} "
-        "--prompts-per-clip {params.per_clip} {params.questions} --seed {params.seed} --model {params.model:q} "
+        "--prompts-per-clip {params.per_clip} {params.questions} --question-mode {params.question_mode} "
+        "--seed {params.seed} --model {params.model:q} "
         "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
         "--out {output} > {log} 2>&1"
 
@@ -107,19 +109,40 @@ rule score_grounded:
         label=lambda w: audio_benchmark_label(w.benchmark),
         resamples=config["probe"]["bootstrap_resamples"],
         seed=config["seed"],
+        condition="audio",
     conda:
         "../../envs/audio.yaml"
     shell:
         "python -m akb score-audio {params.args} --predictions {input.predictions} "
-        "--model-name {wildcards.model} --captioner-name audio "
+        "--model-name {wildcards.model} --captioner-name {params.condition:q} "
         "--benchmark-name {params.label:q} --resamples {params.resamples} --seed {params.seed} "
         "--out {output.scores} --official-out {output.official} > {log} 2>&1"
 
 
+use rule score_grounded as score_grounded_no_audio with:
+    # The same audio LLM with the audio removed from its prompts: the baseline its audio must beat.
+    input:
+        audio_benchmark_inputs,
+        predictions="results/diagnostics/{model}/{benchmark}/none.jsonl",
+    output:
+        scores="results/grounded/{model}/{benchmark}_no_audio_scores.json",
+        official="results/grounded/{model}/{benchmark}_no_audio_official.json",
+    log:
+        "logs/grounded/{model}/{benchmark}_no_audio_scores.log",
+    params:
+        args=audio_benchmark_args,
+        label=lambda w: audio_benchmark_label(w.benchmark),
+        resamples=config["probe"]["bootstrap_resamples"],
+        seed=config["seed"],
+        condition="no audio",
+
+
 rule grounded_table:
-    """Table 3 of the paper for this run: audio-grounded accuracy per backbone, overall and per domain."""
+    """Table 3 of the paper for this run: audio-grounded accuracy per backbone, overall and per domain,
+    with the same models' accuracy when the audio is removed."""
     input:
         grounded_score_files(),
+        grounded_score_files("no_audio_scores"),
     output:
         csv=report("results/tables/grounded.csv", caption="../report/grounded_table.rst", category="Tables"),
         md="results/tables/grounded.md",

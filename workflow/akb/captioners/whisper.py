@@ -33,7 +33,8 @@ class WhisperCaptioner(Captioner):
         self.model = model.to(device).eval()
         self.processor = processor
         self.device = device
-        self.max_new_tokens = max_new_tokens
+        # The decoder holds max_target_positions tokens, its few start tokens included.
+        self.max_new_tokens = min(max_new_tokens, model.config.max_target_positions - 4)
         # Multilingual checkpoints detect the language unless told; English-only ones must not be told.
         self.language = language if getattr(model.generation_config, "is_multilingual", False) else None
         self.sample_rate = processor.feature_extractor.sampling_rate

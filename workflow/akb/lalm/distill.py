@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from akb.io import PartialJsonl, read_jsonl
 from akb.models.base import LanguageModel
+from akb.data.items import MCQItem
 from akb.probe import length_sorted_batches
-from akb.prompts import with_description
+from akb.prompts import lettered_question, loglik_context, with_description
 
 # DeSTA-style open prompts: the model must say what is in the clip, in its own words.
 DEFAULT_PROMPTS = (
@@ -42,7 +43,8 @@ class Seed:
     clip_id: str
     audio: str  # path to the clip
     description: str
-    prompts: tuple[str, ...] = ()  # prompts that belong to this clip (its own question, a given prompt)
+    prompts: tuple[str, ...] = ()  # prompts that come with this clip in a seed JSONL
+    item: MCQItem | None = None  # the clip's own benchmark question (MMAU-format seeds)
 
 
 def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_questions: bool = True) -> list[Seed]:
@@ -51,7 +53,6 @@ def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_ques
     root = Path(audio_root) if audio_root else path.parent
     if path.suffix == ".json":
         from akb.data.audio_bench import load_audio_benchmark
-        from akb.prompts import lettered_question
 
         records = {r["id"]: r for r in json.loads(path.read_text(encoding="utf-8"))}
         items, _ = load_audio_benchmark(path, audio_root=audio_root)
@@ -60,8 +61,7 @@ def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_ques
             summary = (records[item.id].get("metadata") or {}).get("summary")
             if not summary:
                 raise ValueError(f"{path}: item {item.id} has no metadata.summary to describe its clip")
-            own = (lettered_question(item),) if item_questions else ()
-            seeds.append(Seed(item.id, item.audio, summary, own))
+            seeds.append(Seed(item.id, item.audio, summary, item=item if item_questions else None))
         return seeds
     seeds = []
     for line, row in enumerate(read_jsonl(path), 1):
@@ -76,22 +76,32 @@ def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_ques
     return seeds
 
 
-def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_clip: int, seed: int) -> list[dict]:
+def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_clip: int, seed: int,
+                          question_mode: str = "generate") -> list[dict]:
     """One request per (clip, prompt): `prompts_per_clip` prompts sampled from the set (seeded per
-    clip, so adding clips does not change the others' prompts), plus the clip's own prompts."""
+    clip, so adding clips does not change the others' prompts), plus the clip's own prompts and its
+    own question. The question is asked the way the evaluation will ask it (`question_mode`): as a
+    lettered question answered by generation, or as "Question: ...\nAnswer:" answered by the option
+    the backbone finds most likely."""
     requests = []
     for s in seeds:
         rng = random.Random(f"{seed}:{s.clip_id}")
-        chosen = rng.sample(list(prompts), min(prompts_per_clip, len(prompts))) + list(s.prompts)
-        for k, prompt in enumerate(chosen):
+        chosen = [{"prompt": p} for p in rng.sample(list(prompts), min(prompts_per_clip, len(prompts)))]
+        chosen += [{"prompt": p} for p in s.prompts]
+        if s.item is not None and question_mode == "loglik":
+            chosen.append({"prompt": loglik_context(s.item), "choices": list(s.item.choices)})
+        elif s.item is not None:
+            chosen.append({"prompt": lettered_question(s.item)})
+        for k, request in enumerate(chosen):
             requests.append({"id": f"{s.clip_id}#{k}", "clip_id": s.clip_id, "audio": s.audio,
-                             "seed_description": s.description, "prompt": prompt})
+                             "seed_description": s.description, **request})
     return requests
 
 
 def distill(model: LanguageModel, requests: list[dict], out_path: str | Path, batch_size: int = 16,
             max_new_tokens: int = 96) -> None:
-    """Answer every request with the backbone, greedily, batched by length; resumable."""
+    """Answer every request with the backbone, greedily, batched by length; resumable. Requests with
+    `choices` are answered by the option of highest log-likelihood (its text is the response)."""
     partial = PartialJsonl(out_path)
     texts = [model.prompt(with_description(r["prompt"], r["seed_description"])) for r in requests]
     lengths = [model.token_length(t) for t in texts]
@@ -99,9 +109,23 @@ def distill(model: LanguageModel, requests: list[dict], out_path: str | Path, ba
     with tqdm(total=len(requests), initial=done, desc=f"distill {model.spec.name}", unit="answer") as bar:
         for batch in length_sorted_batches([r["id"] for r in requests], lengths, batch_size):
             todo = [i for i in batch if not partial.done(requests[i]["id"])]
-            if not todo:
-                continue
-            answers = model.generate([texts[i] for i in todo], max_new_tokens)
-            partial.append(requests[i] | {"response": answer.strip()} for i, answer in zip(todo, answers))
+            generated = [i for i in todo if "choices" not in requests[i]]
+            scored = [i for i in todo if "choices" in requests[i]]
+            answers = {}
+            if generated:
+                answers.update(zip(generated, model.generate([texts[i] for i in generated], max_new_tokens)))
+            if scored:
+                choices = [requests[i]["choices"] for i in scored]
+                answers.update(zip(scored, _most_likely(model, [texts[i] for i in scored], choices)))
+            partial.append(requests[i] | {"response": answers[i].strip()} for i in todo)
             bar.update(len(todo))
     partial.publish([r["id"] for r in requests])
+
+
+def _most_likely(model: LanguageModel, contexts: list[str], choices: list[list[str]]) -> list[str]:
+    scores = iter(model.loglikelihood([(c, model.continuation(o)) for c, opts in zip(contexts, choices) for o in opts]))
+    answers = []
+    for opts in choices:
+        logprobs = [next(scores).logprob for _ in opts]
+        answers.append(opts[max(range(len(opts)), key=logprobs.__getitem__)])
+    return answers

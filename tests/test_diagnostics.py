@@ -274,3 +274,19 @@ def test_reliance_agreement_from_records():
                    item("a", True, False, {"fragment-2-1"}, model="M", benchmark="syn"))
     row = dg.reliance_agreement(dg.item_classes(rows), {"w": "whole_clip", "a": "any_part"}).iloc[0]
     assert (row["cross_segment_whole"], row["whole_cross_segment"], row["any_fragment_sufficient"]) == (1.0, 1.0, 1.0)
+
+
+def test_domain_groups_with_ties_and_nothing_audio_needed():
+    """Per domain: a domain where no item needs audio has a NaN Cross-Segment share while the whole
+    benchmark has one; a domain whose accuracy ties with and without audio has text prior exactly 1."""
+    rows = records(item("s1", True, False, domain="sound"), item("s2", True, False, fragments={"fragment-2-1"},
+                                                                 domain="sound"),
+                   item("m1", True, True, domain="music"), item("m2", False, False, domain="music"))
+    for r in rows:
+        r.update(model="m", benchmark="b")
+    table = dg.diagnostics_table(rows, n_resamples=50).set_index("domain")
+    assert table.index[0] == "all" and set(table.index) == {"all", "music", "sound"}
+    assert table.loc["all", "cross_segment_share"] == 0.5
+    assert table.loc["sound", "cross_segment_share"] == 0.5
+    assert math.isnan(table.loc["music", "cross_segment_share"])
+    assert table.loc["music", "text_prior"] == 1.0

@@ -68,6 +68,37 @@ def _loglik_rows(model: LanguageModel, items: list[MCQItem], prompts: list[str])
         }
 
 
+def probe_plan(
+    model: LanguageModel,
+    items: list[MCQItem],
+    mode: str,
+    batch_size: int,
+    descriptions: dict[str, str] | None = None,
+) -> tuple[list[str], list[list[int]], int]:
+    """The prompts of the items, the batches (indices into `items`, in run order) a probe cuts them
+    into, and the items per batch (in loglik mode each item takes one sequence per option)."""
+    described = {} if descriptions is None else descriptions
+    missing = [item.id for item in items if descriptions is not None and item.id not in described]
+    if missing:
+        raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
+    if mode == "generate":
+        prompts = [model.item_prompt(item, with_description(lettered_question(item), described.get(item.id)))
+                   for item in items]
+        lengths = [model.token_length(p) for p in prompts]
+        per_batch = batch_size
+    else:
+        prompts = [model.item_prompt(item, with_description(loglik_context(item), described.get(item.id)))
+                   for item in items]
+        lengths = [model.token_length(p) + max(model.token_length(c) for c in item.choices)
+                   for item, p in zip(items, prompts)]
+        per_batch = max(1, batch_size // most_choices(items))
+    return prompts, list(length_sorted_batches([item.id for item in items], lengths, per_batch)), per_batch
+
+
+def most_choices(items: list[MCQItem]) -> int:
+    return max((len(item.choices) for item in items), default=1)
+
+
 def probe(
     model: LanguageModel,
     items: list[MCQItem],
@@ -95,26 +126,10 @@ def probe(
                    for item in items if item.id in errors and not partial.done(item.id))
     all_ids = [item.id for item in items]
     items = [item for item in items if item.id not in errors]
-    described = {} if descriptions is None else descriptions
-    missing = [item.id for item in items if descriptions is not None and item.id not in described]
-    if missing:
-        raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
-    if mode == "generate":
-        prompts = [model.item_prompt(item, with_description(lettered_question(item), described.get(item.id)))
-                   for item in items]
-        lengths = [model.token_length(p) for p in prompts]
-        per_batch = batch_size
-    else:
-        prompts = [model.item_prompt(item, with_description(loglik_context(item), described.get(item.id)))
-                   for item in items]
-        lengths = [
-            model.token_length(p) + max(model.token_length(c) for c in item.choices)
-            for item, p in zip(items, prompts)
-        ]
-        per_batch = max(1, batch_size // max((len(item.choices) for item in items), default=1))
+    prompts, batches, _ = probe_plan(model, items, mode, batch_size, descriptions)
     done = sum(partial.done(item.id) for item in items)
     with tqdm(total=len(items), initial=done, desc=f"probe {model.spec.name}", unit="item") as bar:
-        for batch in length_sorted_batches([item.id for item in items], lengths, per_batch):
+        for batch in batches:
             if all(partial.done(items[i].id) for i in batch):
                 continue
             batch_items = [items[i] for i in batch]

@@ -25,8 +25,7 @@ from pathlib import Path, PurePosixPath
 from akb.data.items import MCQItem
 from akb.io import atomic_path
 from akb.models.base import LanguageModel
-from akb.probe import MODES, length_sorted_batches, probe
-from akb.prompts import lettered_question, loglik_context, with_description
+from akb.probe import MODES, most_choices, probe, probe_plan
 
 
 @dataclass(frozen=True)
@@ -53,37 +52,14 @@ def parse_shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (e.g. 2/3)") from None
 
 
-def probe_batches(
-    model: LanguageModel,
-    items: list[MCQItem],
-    mode: str,
-    batch_size: int,
-    descriptions: dict[str, str] | None = None,
-) -> tuple[list[list[int]], int]:
-    """The batches (indices into `items`, in run order) that `probe` cuts these items into, and its
-    items per batch. Mirrors probe(); tests/test_shards.py checks that the two agree."""
+def probe_batches(model: LanguageModel, items: list[MCQItem], mode: str, batch_size: int,
+                  descriptions: dict[str, str] | None = None) -> tuple[list[list[int]], int]:
+    """The batches (indices into `items`, in run order) probe() cuts these items into, and its items
+    per batch."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
-    described = descriptions or {}
-    missing = [item.id for item in items if descriptions is not None and item.id not in described]
-    if missing:
-        raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
-    if mode == "generate":
-        prompts = [model.item_prompt(item, with_description(lettered_question(item), described.get(item.id)))
-                   for item in items]
-        lengths = [model.token_length(p) for p in prompts]
-        per_batch = batch_size
-    else:
-        prompts = [model.item_prompt(item, with_description(loglik_context(item), described.get(item.id)))
-                   for item in items]
-        lengths = [model.token_length(p) + max(model.token_length(c) for c in item.choices)
-                   for item, p in zip(items, prompts)]
-        per_batch = max(1, batch_size // _most_choices(items))
-    return list(length_sorted_batches([item.id for item in items], lengths, per_batch)), per_batch
-
-
-def _most_choices(items: Sequence[MCQItem]) -> int:
-    return max((len(item.choices) for item in items), default=1)
+    _, batches, per_batch = probe_plan(model, items, mode, batch_size, descriptions)
+    return batches, per_batch
 
 
 def shard_items(
@@ -101,7 +77,7 @@ def shard_items(
     batches, per_batch = probe_batches(model, items, mode, batch_size, descriptions)
     chosen = sorted(i for b, batch in enumerate(batches) if b % shard.count == shard.index - 1 for i in batch)
     subset = [items[i] for i in chosen]
-    return subset, (batch_size if mode == "generate" else per_batch * _most_choices(subset))
+    return subset, (batch_size if mode == "generate" else per_batch * most_choices(subset))
 
 
 def probe_shard(

@@ -79,6 +79,8 @@ from akb.models import ModelSpec  # noqa: E402
 from akb.probe import probe  # noqa: E402
 from akb.prompts import lettered_question, loglik_context  # noqa: E402
 from akb.scoring import extract_choice  # noqa: E402
+# The comparison with the per-item loop is the probe benchmark's (bench/ is on sys.path as the script's dir).
+from probe_throughput import agreement, argmax_letter, describe  # noqa: E402
 
 TINY_BACKBONE = {"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3", "chat": {"thinking": False}}
 TINY_CONNECTOR = {"n_taps": 2, "qformer_layers": 1, "queries_per_tap": 4, "qformer_intermediate_size": 64}
@@ -86,7 +88,6 @@ DEFAULT_BACKBONE = "smollm2-135m-instruct"
 MIB = 2**20
 # Option log-probabilities closer than this are near-ties: a padded batch and a single sequence run
 # different kernels, so float noise of this size may flip their argmax.
-NEAR_TIE = 1e-3
 
 
 # ---- memory ----
@@ -323,10 +324,6 @@ def _letter_of(item: MCQItem, output: str) -> str | None:
     return None if choice.index is None else item.letters[choice.index]
 
 
-def _argmax(item: MCQItem, scores: list[float]) -> str:
-    return max(item.letters, key=lambda k: scores[item.letters.index(k)])  # ties: the earliest, as probe
-
-
 def _requests(model: GroundedLM, item: MCQItem) -> list[tuple[str, str]]:
     context = model.item_prompt(item, loglik_context(item))
     return [(context, model.continuation(c)) for c in item.choices]
@@ -360,7 +357,7 @@ def loop_loglik(model: GroundedLM, items: list[MCQItem], per_item: bool, memory:
             results = [model.loglikelihood([r])[0] for r in requests]
             run.calls += len(requests)
         scores = [r.logprob for r in results]
-        letter = _argmax(item, scores)
+        letter = argmax_letter(item, scores)
         run.predictions[item.id], run.correct[item.id], run.scores[item.id] = (
             letter, letter == item.answer_letter, scores)
     sync(model.lalm.device)
@@ -395,30 +392,6 @@ def batched(model: GroundedLM, items: list[MCQItem], mode: str, batch_size: int,
         else:
             run.outputs[row["id"]] = row["raw_output"]
     return run
-
-
-def agreement(reference: Run, other: Run, items: list[MCQItem]) -> dict:
-    same = {i.id for i in items if reference.predictions[i.id] == other.predictions[i.id]}
-    report = {"mode": other.mode, "method": other.method, "against": reference.method, "items": len(items),
-              "same_prediction": len(same), "agreement": len(same) / max(len(items), 1)}
-    flipped = [i for i in items if i.id not in same]
-    if reference.scores and other.scores:
-        deltas = [abs(a - b) for i in items for a, b in zip(reference.scores[i.id], other.scores[i.id])]
-
-        def margin(item: MCQItem) -> float:
-            top = sorted(reference.scores[item.id], reverse=True)
-            return top[0] - top[1] if len(top) > 1 else float("inf")
-
-        report |= {"max_abs_logprob_diff": max(deltas, default=0.0),
-                   "mean_abs_logprob_diff": sum(deltas) / max(len(deltas), 1),
-                   "flips": [{"id": i.id, "reference": reference.predictions[i.id], "other": other.predictions[i.id],
-                              "reference_margin": margin(i)} for i in flipped],
-                   "flips_on_near_ties": sum(margin(i) < NEAR_TIE for i in flipped)}
-    if reference.outputs and other.outputs:
-        report["same_raw_output"] = sum(reference.outputs[i.id] == other.outputs[i.id] for i in items)
-        report["flips"] = [{"id": i.id, "reference": reference.outputs[i.id], "other": other.outputs[i.id]}
-                           for i in items if reference.outputs[i.id] != other.outputs[i.id]]
-    return report
 
 
 def warm_up(model: GroundedLM, items: list[MCQItem], modes: list[str], max_new_tokens: int) -> None:
@@ -467,22 +440,6 @@ def eval_table(runs: list[Run], reports: dict[tuple[str, str], dict]) -> str:
                      f"| {speedup} | {same} | {r.accuracy:.3f} | {_mib(r.memory.get('peak_rss_mib'))} "
                      f"| {_mib(r.memory.get('cuda_peak_allocated_mib'))} |")
     return "\n".join(lines)
-
-
-def describe(report: dict) -> str:
-    text = (f"{report['mode']}: {report['method']} vs {report['against']}: same prediction on "
-            f"{report['same_prediction']}/{report['items']} items ({report['agreement']:.1%})")
-    if "max_abs_logprob_diff" in report:
-        text += (f"; |Δ logprob| max {report['max_abs_logprob_diff']:.2e}, mean {report['mean_abs_logprob_diff']:.2e}; "
-                 f"{len(report['flips'])} flip(s), {report['flips_on_near_ties']} on near-ties (<{NEAR_TIE:g})")
-        for flip in report["flips"][:5]:
-            text += (f"\n    {flip['id']}: {flip['reference']} -> {flip['other']} "
-                     f"(loop margin {flip['reference_margin']:.2e})")
-    if "same_raw_output" in report:
-        text += f"; identical generated text on {report['same_raw_output']}/{report['items']}"
-        for flip in report["flips"][:5]:
-            text += f"\n    {flip['id']}: {flip['reference']!r} -> {flip['other']!r}"
-    return text
 
 
 # ---- main ----

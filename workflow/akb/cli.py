@@ -199,6 +199,7 @@ def cmd_distill(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from akb.audio import SAMPLE_RATE
     from akb.io import atomic_path
     from akb.lalm.grounded import build_lalm, transcribe
     from akb.lalm.train import ClipCache, TrainSettings, read_rows, train
@@ -214,7 +215,7 @@ def cmd_train(args) -> int:
             transcripts = json.loads(cache.read_text())
         else:
             clips = {r["clip_id"]: r["audio"] for r in rows}
-            load = ClipCache(16000)
+            load = ClipCache(SAMPLE_RATE)
             texts = transcribe(settings["encoder"]["source"], [load(a) for a in clips.values()])
             transcripts = dict(zip(clips, texts))
             cache.parent.mkdir(parents=True, exist_ok=True)

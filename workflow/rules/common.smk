@@ -94,10 +94,15 @@ def captioner_files(wildcards):
     if entry["backend"] == "file":  # a missing file is reported by the job, so the study can be planned
         path = json.loads(captioner_json(wildcards))["path"]
         return [path] if Path(path).is_file() else []
-    source = entry.get("source")
+    return local_model_files(entry.get("source"))
+
+
+def local_model_files(source):
+    """A model source as a job input when it is a directory: one the workflow builds from a PyPI
+    package (resources/models/...) or the user's; a hub id is fetched by transformers instead."""
     if source and (source.startswith("resources/models/") or Path(source).exists()):
         return [source]
-    return []  # a hub id: fetched (or found in the hub cache) by transformers
+    return []
 
 
 def cascade_score_files():
@@ -180,8 +185,7 @@ def grounded_seed_file():
 
 
 def grounded_encoder_files(wildcards):
-    source = GROUNDED["encoder"]["source"]
-    return [source] if source.startswith("resources/models/") or Path(source).exists() else []
+    return local_model_files(GROUNDED["encoder"]["source"])
 
 
 def grounded_mode(wildcards):

@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the demo config rather than merging into it: merged, the demo's models,
+# backbones and blocks the paper config leaves out would leak into the study.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -71,6 +71,14 @@ def test_own_questions_asked_for_loglik_are_answered_with_an_option(suite, tmp_p
             assert row["response"] in row["choices"]
 
 
+def test_own_questions_alone_when_no_open_prompts_are_sampled(suite):
+    """The demo's recipe (prompts_per_clip 0): one request per clip, its own question."""
+    requests = distillation_requests(read_seeds(suite["train"]), ["Describe the audio."], 0, 0, "loglik")
+    assert len(requests) == 12 and all("choices" in r for r in requests)
+    with pytest.raises(ValueError, match="prompts_per_clip is 0"):
+        distillation_requests(read_seeds(suite["train"], item_questions=False), ["Describe the audio."], 0, 0)
+
+
 def test_seed_jsonl_errors_name_line_and_field(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text(json.dumps({"id": "a", "audio": "a.wav"}) + "\n")

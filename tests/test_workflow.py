@@ -29,8 +29,11 @@ def test_lint_is_clean():
 
 
 def test_paper_config_plans_the_full_probing_study(tmp_path):
+    # As the README runs it: beside the demo's config/config.yaml, which must not merge into the study.
+    shutil.copytree(ROOT / "config", tmp_path / "config")
     result = snakemake("-n", "--configfile", str(ROOT / "config/paper.yaml"), "--directory", str(tmp_path))
     out = result.stdout + result.stderr
+    assert "smollm2" not in out and "tiny-" not in out
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     # All 17 models: 12 open ones on GPUs, 5 behind APIs.

@@ -95,6 +95,9 @@ def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_cli
         for k, request in enumerate(chosen):
             requests.append({"id": f"{s.clip_id}#{k}", "clip_id": s.clip_id, "audio": s.audio,
                              "seed_description": s.description, **request})
+    if not requests:
+        raise ValueError("no distillation requests: prompts_per_clip is 0 and no seed has its own prompt "
+                         "or question (set grounded.distill.prompts_per_clip or item_questions)")
     return requests
 
 

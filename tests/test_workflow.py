@@ -245,3 +245,38 @@ def test_rerun_after_interruption_resumes(demo_run, tmp_path):
     snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
     assert final.read_text() == reference
     assert "resuming from" in (workdir / "logs/probe/tiny-qwen3/akb.log").read_text()
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    stats = out[out.index("Job stats:"):].split("\n\n")[0]
+    return {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if len(line.split()) == 2}
+
+
+@pytest.mark.parametrize("use_transcript", [True, False])
+def test_transcripts_are_planned_once_for_every_backbone(tmp_path, use_transcript):
+    """Whisper transcripts depend on the audio, not the backbone: one job for the training clips and one
+    per (benchmark, condition with audio), read by both backbones' jobs; none when they are off."""
+    import yaml
+
+    path = e2e_config(tmp_path, tmp_path / "whisper")
+    config = yaml.safe_load(path.read_text())
+    config["grounded"]["use_transcript"] = use_transcript
+    path.write_text(yaml.safe_dump(config))
+    out = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path)).stdout
+    counts = _job_counts(out)
+    # 17 conditions of tiny-llama (16 of the protocol + silence), and tiny-qwen3's `none` for Table 3.
+    assert counts["train_lalm"] == 2 and counts["evaluate_lalm"] == 2 and counts["diagnose_condition"] == 18
+    jobs = out.split("\n\n")
+    if not use_transcript:
+        assert "transcribe" not in counts and "results/transcripts/" not in out
+        return
+    # full, the 14 fragments and silence of the one benchmark; not none or backbone, which have no audio.
+    assert counts["transcribe_training_clips"] == 1 and counts["transcribe_benchmark"] == 16
+    for job in (j for j in jobs if "rule train_lalm:" in j):
+        assert "input: results/transcripts/train.jsonl" in job
+        assert "--transcripts results/transcripts/train.jsonl" in job
+    for job in (j for j in jobs if "rule evaluate_lalm:" in j):
+        assert "--transcripts results/transcripts/synthetic/full.jsonl" in job
+    (none,) = [j for j in jobs if "output: results/diagnostics/tiny-llama/synthetic/none.jsonl" in j]
+    (fragment,) = [j for j in jobs if "output: results/diagnostics/tiny-llama/synthetic/fragment-3-1.jsonl" in j]
+    assert "--transcripts" not in none and "--transcripts results/transcripts/synthetic/fragment-3-1.jsonl" in fragment

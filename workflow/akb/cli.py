@@ -61,7 +61,7 @@ def cmd_probe(args) -> int:
     _set_threads(args.threads)
     spec = ModelSpec.from_config(args.model)
     items = load_bank(args.bank)
-    model = load_model(spec, Path(args.packaged_root))
+    model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
     probe_shard(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, shard=args.shard)
     return 0
 
@@ -158,7 +158,8 @@ def cmd_cascade(args) -> int:
     _set_threads(args.threads)
     items, _ = _audio_items(args)
     captions = read_captions(args.captions)
-    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
+    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root),
+                       generation_only=args.mode == "generate")
     probe_shard(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, descriptions=captions,
                 shard=args.shard)
     return 0
@@ -193,34 +194,55 @@ def cmd_distill(args) -> int:
     _set_threads(args.threads)
     seeds = read_seeds(args.seeds, args.audio_root, args.item_questions)
     requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed, args.question_mode)
-    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root))
+    generation_only = not any("choices" in r for r in requests)  # questions asked by log-likelihood need transformers
+    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root), generation_only=generation_only)
     distill(model, requests, args.out, args.batch_size, args.max_new_tokens)
     return 0
 
 
+def cmd_transcribe(args) -> int:
+    """Whisper transcripts of the training clips (--seeds) or of a benchmark's clips under a
+    diagnostic condition (--benchmark), one file shared by every backbone."""
+    from akb.captioners.whisper import WhisperCaptioner
+    from akb.lalm.transcripts import write_transcripts
+
+    _set_threads(args.threads)
+    if (args.seeds is None) == (args.benchmark is None):
+        raise ValueError("give the clips to transcribe: --seeds (training) or --benchmark, not both")
+    if args.seeds is not None:
+        from akb.lalm.distill import read_seeds
+
+        audio_of = {s.clip_id: s.audio for s in read_seeds(args.seeds, args.audio_root, item_questions=False)}
+        condition = "full"
+    else:
+        audio_of = {item.id: item.audio for item in _audio_items(args)[0]}
+        condition = args.condition
+    asr = WhisperCaptioner.from_pretrained(args.whisper)
+    write_transcripts(asr, audio_of, args.out, args.batch_size, condition, args.min_fragment_samples)
+    return 0
+
+
+def _transcripts(args, settings: dict, ids) -> dict[str, str] | None:
+    """The transcripts `akb transcribe` wrote for `ids` (None when the recipe reads none)."""
+    from akb.lalm.transcripts import read_transcripts
+
+    ids = list(ids)
+    if not settings["use_transcript"]:
+        return None
+    if ids and args.transcripts is None:
+        raise ValueError("grounded.use_transcript is on: pass --transcripts (written by `akb transcribe`)")
+    return read_transcripts(args.transcripts, ids) if ids else {}
+
+
 def cmd_train(args) -> int:
-    from akb.audio import SAMPLE_RATE
-    from akb.io import atomic_path
-    from akb.lalm.grounded import build_lalm, transcribe
-    from akb.lalm.train import ClipCache, TrainSettings, read_rows, train
+    from akb.lalm.grounded import build_lalm
+    from akb.lalm.train import TrainSettings, read_rows, train
     from akb.models import ModelSpec
 
     _set_threads(args.threads)
     settings, spec = args.grounded, ModelSpec.from_config(args.model)
     rows = read_rows(args.distill)
-    transcripts = None
-    if settings["use_transcript"]:  # once per clip, kept beside the training state for a resumed run
-        cache = Path(args.state_dir) / "transcripts.json"
-        if cache.is_file():
-            transcripts = json.loads(cache.read_text())
-        else:
-            clips = {r["clip_id"]: r["audio"] for r in rows}
-            load = ClipCache(SAMPLE_RATE)
-            texts = transcribe(settings["encoder"]["source"], [load(a) for a in clips.values()])
-            transcripts = dict(zip(clips, texts))
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cache) as tmp:
-                tmp.write_text(json.dumps(transcripts))
+    transcripts = _transcripts(args, settings, dict.fromkeys(r["clip_id"] for r in rows))
     model = build_lalm(spec, settings, Path(args.packaged_root))
     info = {"backbone": spec.name, "encoder": settings["encoder"]["source"], "distill": args.distill}
     train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info)
@@ -230,7 +252,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from akb.audio import load_audio
     from akb.diagnostics import BACKBONE, condition_audio
-    from akb.lalm.grounded import Clip, GroundedLM, build_lalm, transcribe
+    from akb.lalm.grounded import Clip, GroundedLM, build_lalm
     from akb.models import ModelSpec, load_model
     from akb.probe import probe
 
@@ -239,7 +261,7 @@ def cmd_evaluate(args) -> int:
     spec = ModelSpec.from_config(args.model)
     errors: dict[str, str] = {}
     if args.condition == BACKBONE:  # the question alone, to the audio LLM's own text backbone
-        model = load_model(spec, Path(args.packaged_root))
+        model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
     else:
         settings = args.grounded
         audio_of = {}
@@ -249,11 +271,9 @@ def cmd_evaluate(args) -> int:
                                                     min_samples=args.min_fragment_samples)
             except ValueError as e:  # a clip too short to cut: recorded per item, never padded
                 errors[item.id] = str(e)
-        ids = list(audio_of)
-        texts = (transcribe(settings["encoder"]["source"], [audio_of[i] for i in ids])
-                 if settings["use_transcript"] else [None] * len(ids))
+        texts = _transcripts(args, settings, (i for i, audio in audio_of.items() if audio is not None)) or {}
         lalm = build_lalm(spec, settings, Path(args.packaged_root), checkpoint=Path(args.checkpoint))
-        model = GroundedLM(spec, lalm, {i: Clip(audio_of[i], t) for i, t in zip(ids, texts)})
+        model = GroundedLM(spec, lalm, {i: Clip(audio, texts.get(i)) for i, audio in audio_of.items()})
     probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, errors=errors)
     return 0
 
@@ -432,8 +452,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_distill)
 
+    p = sub.add_parser("transcribe", help="Whisper transcripts of the training clips or of a benchmark's clips "
+                                          "under a condition, shared by every backbone; resumable")
+    p.add_argument("--seeds", default=None, help="the training clips: the seeds `akb distill` reads")
+    p.add_argument("--benchmark", default=None, help="or an audio benchmark's clips (MMAU or MMAR file)")
+    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+    p.add_argument("--audio-root", default=None, help="default: the seeds' or benchmark file's directory")
+    p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+    p.add_argument("--condition", default="full", help="--benchmark: full, fragment-N-k, silence or noise")
+    p.add_argument("--min-fragment-samples", type=int, default=1600)
+    p.add_argument("--whisper", required=True, help="Whisper checkpoint (grounded.encoder.source)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help='JSONL, one {"id", "transcript"} per clip')
+    p.set_defaults(func=cmd_transcribe)
+
+    transcripts_help = "transcripts from `akb transcribe` (needed when grounded.use_transcript is on)"
     p = sub.add_parser("train", help="train an audio LLM on distillation data; resumes from --state-dir")
     p.add_argument("--distill", required=True)
+    p.add_argument("--transcripts", default=None, help=transcripts_help)
     p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
     p.add_argument("--grounded", type=_json_arg, required=True, help="the config's `grounded` block as JSON")
     p.add_argument("--packaged-root", default="resources/models")
@@ -449,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grounded", type=_json_arg, required=True, help="the config's `grounded` block as JSON")
     p.add_argument("--condition", default="full", help="full, none, backbone, fragment-N-k, silence or noise")
     p.add_argument("--min-fragment-samples", type=int, default=1600)
+    p.add_argument("--transcripts", default=None, help=transcripts_help + ", for the same condition")
     p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)

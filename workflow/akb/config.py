@@ -85,6 +85,20 @@ def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
     raise ConfigError(f"config.models: no model named {name!r}")
 
 
+# Stages whose jobs load a model; a model's `resources` may hold a block per stage.
+MODEL_STAGES = ("probe", "cascade", "distill", "train", "evaluate", "diagnose")
+
+
+def stage_entry(config: dict[str, Any], name: str, stage: str) -> dict[str, Any]:
+    """A model's entry as one stage's jobs see it: its resources with that stage's block applied
+    (e.g. training asks for a longer runtime than probing) and the other stages' blocks dropped."""
+    entry = copy.deepcopy(model_entry(config, name))
+    resources = entry.get("resources", {})
+    blocks = {s: resources.pop(s) for s in MODEL_STAGES if s in resources}
+    resources.update(blocks.get(stage, {}))
+    return entry
+
+
 def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """Mode, batch size and generation length for one model (its own overrides win)."""
     entry, probe = model_entry(config, name), config["probe"]

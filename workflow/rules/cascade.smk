@@ -52,6 +52,11 @@ rule caption_benchmark:
         args=audio_benchmark_args,
         captioner=captioner_json,
         batch_size=lambda w: captioner_entry(w.captioner)["batch_size"],
+    threads: captioner_resource("threads")
+    resources:
+        gpu=captioner_resource("gpu"),
+        mem_mb=captioner_resource("mem_mb"),
+        runtime=captioner_resource("runtime"),
     conda:
         "../../envs/audio.yaml"
     shell:
@@ -72,15 +77,15 @@ rule cascade_model:
         shard_path("logs/cascade/{captioner}/{model}/{benchmark}.log", CASCADE_SHARDS),
     params:
         args=audio_benchmark_args,
-        model=model_json,
+        model=model_json("cascade"),
         mode=lambda w: probe_settings(config, w.model)["mode"],
         batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
-    threads: model_threads
+    threads: model_resource("threads", "cascade")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "cascade"),
+        mem_mb=model_resource("mem_mb", "cascade"),
+        runtime=model_resource("runtime", "cascade"),
     conda:
         "../../envs/models.yaml"
     shell:

@@ -11,9 +11,9 @@ WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
 from akb.captioners.file import caption_file_path
-from akb.config import ConfigError, model_entry, probe_settings, validate_config
+from akb.config import ConfigError, model_entry, probe_settings, stage_entry, validate_config
 from akb.data.bank import resolve_source, taxonomy_categories
-from akb.diagnostics import FULL, PROTOCOL_CONDITIONS
+from akb.diagnostics import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
 from akb.models.base import ModelSpec
 from akb.study_figures import scatter_stem
@@ -82,6 +82,7 @@ def captioner_entry(name):
 
 def captioner_json(wildcards):
     entry = dict(CAPTIONERS[wildcards.captioner])
+    entry.pop("resources")  # scheduling only: changing it must not rerun the captions
     if entry["backend"] == "file":
         entry["path"] = str(caption_file_path(entry["path"], wildcards.benchmark))
     return json.dumps(entry)
@@ -112,16 +113,18 @@ def cascade_score_files():
     )
 
 
-def model_json(wildcards):
-    return json.dumps(model_entry(config, wildcards.model))
+def model_json(stage):
+    """The model's entry for one stage's jobs (its resources tell the loader how many GPUs it has)."""
+    return lambda wildcards: json.dumps(stage_entry(config, wildcards.model, stage))
 
 
-def model_resource(key):
-    return lambda wildcards: model_entry(config, wildcards.model)["resources"][key]
+def model_resource(key, stage):
+    """gpu, mem_mb, runtime or threads of a model's jobs in one stage (models[].resources)."""
+    return lambda wildcards: stage_entry(config, wildcards.model, stage)["resources"][key]
 
 
-def model_threads(wildcards):
-    return model_entry(config, wildcards.model)["resources"]["threads"]
+def captioner_resource(key):
+    return lambda wildcards: CAPTIONERS[wildcards.captioner]["resources"][key]
 
 
 def model_files(wildcards):
@@ -169,7 +172,8 @@ def diagnostics_outputs():
 
 
 def grounded_json(wildcards=None):
-    return json.dumps(GROUNDED)
+    # `transcribe` is the transcription jobs' alone: changing its batch size or resources reruns nothing.
+    return json.dumps({k: v for k, v in GROUNDED.items() if k != "transcribe"})
 
 
 def grounded_seed_inputs(wildcards):
@@ -186,6 +190,43 @@ def grounded_seed_file():
 
 def grounded_encoder_files(wildcards):
     return local_model_files(GROUNDED["encoder"]["source"])
+
+
+# Whisper transcripts (use_transcript) depend on the encoder and the audio alone: one file for the
+# training clips and one per (benchmark, condition with audio), read by every backbone's jobs.
+TRANSCRIBE = GROUNDED["transcribe"]
+TRAIN_TRANSCRIPTS = "results/transcripts/train.jsonl"
+TRANSCRIBED_CONDITIONS = [FULL, *(c for c in DIAGNOSTIC_CONDITIONS if c not in (NONE, BACKBONE))]
+
+
+def transcript_file(wildcards):
+    """The transcripts a training (no benchmark), evaluation or diagnostics job reads; None when
+    it reads none (use_transcript off, or a condition without audio)."""
+    if not GROUNDED["use_transcript"]:
+        return None
+    if not hasattr(wildcards, "benchmark"):
+        return TRAIN_TRANSCRIPTS
+    condition = getattr(wildcards, "condition", FULL)
+    return None if condition in (NONE, BACKBONE) else f"results/transcripts/{wildcards.benchmark}/{condition}.jsonl"
+
+
+def transcript_inputs(wildcards):
+    path = transcript_file(wildcards)
+    return [path] if path else []
+
+
+def transcript_option(wildcards):
+    path = transcript_file(wildcards)
+    return f"--transcripts {path}" if path else ""
+
+
+def transcribe_resource(key, job):
+    """gpu, mem_mb, runtime or threads of a transcription job; `train`, the training clips' job,
+    takes grounded.transcribe.resources.train over them."""
+    resources = {k: v for k, v in TRANSCRIBE["resources"].items() if k != "train"}
+    if job == "train":
+        resources.update(TRANSCRIBE["resources"].get("train", {}))
+    return resources[key]
 
 
 def grounded_mode(wildcards):

@@ -8,6 +8,7 @@ rule diagnose_condition:
     input:
         audio_benchmark_inputs,
         grounded_encoder_files,
+        transcript_inputs,
         validation="results/benchmarks/{benchmark}/validation.json",
         checkpoint="results/grounded/{model}/checkpoint",
         model=model_files,
@@ -17,22 +18,24 @@ rule diagnose_condition:
         "logs/diagnostics/{model}/{benchmark}/{condition}.log",
     params:
         args=audio_benchmark_args,
-        model=model_json,
+        model=model_json("diagnose"),
         grounded=grounded_json(),
         mode=grounded_mode,
         batch_size=GROUNDED["evaluate"]["batch_size"],
         max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
         min_samples=config["diagnostics"]["min_fragment_samples"],
-    threads: model_threads
+        transcripts=transcript_option,
+    threads: model_resource("threads", "diagnose")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "diagnose"),
+        mem_mb=model_resource("mem_mb", "diagnose"),
+        runtime=model_resource("runtime", "diagnose"),
     conda:
         "../../envs/models.yaml"
     shell:
         "python -m akb evaluate {params.args} --checkpoint {input.checkpoint} --model {params.model:q} "
         "--grounded {params.grounded:q} --condition {wildcards.condition} --min-fragment-samples {params.min_samples} "
+        "{params.transcripts} "
         "--mode {params.mode} --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
         "--threads {threads} --out {output} > {log} 2>&1"
 

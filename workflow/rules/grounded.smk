@@ -20,13 +20,13 @@ rule distill_data:
         question_mode=grounded_mode,
         batch_size=GROUNDED["distill"]["batch_size"],
         max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
-        model=model_json,
+        model=model_json("distill"),
         seed=config["seed"],
-    threads: model_threads
+    threads: model_resource("threads", "distill")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "distill"),
+        mem_mb=model_resource("mem_mb", "distill"),
+        runtime=model_resource("runtime", "distill"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -37,10 +37,68 @@ rule distill_data:
         "--out {output} > {log} 2>&1"
 
 
+rule transcribe_training_clips:
+    """Whisper transcripts of the training clips (use_transcript), once for every backbone (resumable)."""
+    input:
+        grounded_seed_inputs,
+        grounded_encoder_files,
+    output:
+        TRAIN_TRANSCRIPTS,
+    log:
+        "logs/transcripts/train.log",
+    params:
+        seeds=grounded_seed_file(),
+        root=f"--audio-root {GROUNDED['distill']['audio_root']}" if GROUNDED["distill"]["audio_root"] else "",
+        whisper=GROUNDED["encoder"]["source"],
+        batch_size=TRANSCRIBE["batch_size"],
+    threads: transcribe_resource("threads", "train")
+    resources:
+        gpu=transcribe_resource("gpu", "train"),
+        mem_mb=transcribe_resource("mem_mb", "train"),
+        runtime=transcribe_resource("runtime", "train"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb transcribe --seeds {params.seeds} {params.root} --whisper {params.whisper:q} "
+        "--batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule transcribe_benchmark:
+    """Whisper transcripts of a benchmark's clips under one condition (full, a fragment, silence or
+    noise), read by the evaluation and diagnostics of every backbone (resumable)."""
+    input:
+        audio_benchmark_inputs,
+        grounded_encoder_files,
+        validation="results/benchmarks/{benchmark}/validation.json",
+    output:
+        "results/transcripts/{benchmark}/{condition}.jsonl",
+    log:
+        "logs/transcripts/{benchmark}/{condition}.log",
+    wildcard_constraints:
+        condition=_one_of(TRANSCRIBED_CONDITIONS),
+    params:
+        args=audio_benchmark_args,
+        whisper=GROUNDED["encoder"]["source"],
+        batch_size=TRANSCRIBE["batch_size"],
+        min_samples=config["diagnostics"]["min_fragment_samples"],
+    threads: transcribe_resource("threads", "benchmark")
+    resources:
+        gpu=transcribe_resource("gpu", "benchmark"),
+        mem_mb=transcribe_resource("mem_mb", "benchmark"),
+        runtime=transcribe_resource("runtime", "benchmark"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb transcribe {params.args} --condition {wildcards.condition} "
+        "--min-fragment-samples {params.min_samples} --whisper {params.whisper:q} "
+        "--batch-size {params.batch_size} --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule train_lalm:
     """Connector (and LoRA) training; an interrupted job resumes from resources/train_state/{model}."""
     input:
         grounded_encoder_files,
+        transcript_inputs,
         distill="results/grounded/{model}/distill.jsonl",
         model=model_files,
     output:
@@ -48,17 +106,19 @@ rule train_lalm:
     log:
         "logs/grounded/{model}/train.log",
     params:
-        model=model_json,
+        model=model_json("train"),
         grounded=grounded_json(),
-    threads: model_threads
+        transcripts=transcript_option,
+    threads: model_resource("threads", "train")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "train"),
+        mem_mb=model_resource("mem_mb", "train"),
+        runtime=model_resource("runtime", "train"),
     conda:
         "../../envs/models.yaml"
     shell:
-        "python -m akb train --distill {input.distill} --model {params.model:q} --grounded {params.grounded:q} "
+        "python -m akb train --distill {input.distill} {params.transcripts} --model {params.model:q} "
+        "--grounded {params.grounded:q} "
         "--threads {threads} --state-dir resources/train_state/{wildcards.model} --out {output} > {log} 2>&1"
 
 
@@ -67,6 +127,7 @@ rule evaluate_lalm:
     input:
         audio_benchmark_inputs,
         grounded_encoder_files,
+        transcript_inputs,
         validation="results/benchmarks/{benchmark}/validation.json",
         checkpoint="results/grounded/{model}/checkpoint",
         model=model_files,
@@ -76,21 +137,23 @@ rule evaluate_lalm:
         "logs/grounded/{model}/{benchmark}.log",
     params:
         args=audio_benchmark_args,
-        model=model_json,
+        model=model_json("evaluate"),
         grounded=grounded_json(),
+        transcripts=transcript_option,
         mode=grounded_mode,
         batch_size=GROUNDED["evaluate"]["batch_size"],
         max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
-    threads: model_threads
+    threads: model_resource("threads", "evaluate")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "evaluate"),
+        mem_mb=model_resource("mem_mb", "evaluate"),
+        runtime=model_resource("runtime", "evaluate"),
     conda:
         "../../envs/models.yaml"
     shell:
         "python -m akb evaluate {params.args} --checkpoint {input.checkpoint} --model {params.model:q} "
-        "--grounded {params.grounded:q} --condition full --mode {params.mode} --batch-size {params.batch_size} "
+        "--grounded {params.grounded:q} --condition full {params.transcripts} --mode {params.mode} "
+        "--batch-size {params.batch_size} "
         "--max-new-tokens {params.max_new_tokens} --threads {threads} --out {output} > {log} 2>&1"
 
 

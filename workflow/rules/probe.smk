@@ -24,15 +24,15 @@ rule probe_model:
     log:
         shard_path("logs/probe/{model}/{bank}.log", PROBE_SHARDS),
     params:
-        model=model_json,
+        model=model_json("probe"),
         mode=lambda w: probe_settings(config, w.model)["mode"],
         batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
-    threads: model_threads
+    threads: model_resource("threads", "probe")
     resources:
-        gpu=model_resource("gpu"),
-        mem_mb=model_resource("mem_mb"),
-        runtime=model_resource("runtime"),
+        gpu=model_resource("gpu", "probe"),
+        mem_mb=model_resource("mem_mb", "probe"),
+        runtime=model_resource("runtime", "probe"),
     conda:
         "../../envs/models.yaml"
     shell:

@@ -88,7 +88,7 @@ class GroundedLM(LanguageModel):
             audio = vectors[[clips.index(c) for c in with_audio]]
         embeds = self.lalm.embed(batch, audio)
         logits = self.lalm.llm(inputs_embeds=embeds, attention_mask=batch.attention_mask).logits
-        labels = batch.labels[:, 1:]
+        labels = batch.labels[:, 1:].to(logits.device)  # a sharded backbone returns logits from its last device
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         targets = logprobs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
         n_end = len(self.lalm.processor.end_of_turn_ids)

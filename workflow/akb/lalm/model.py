@@ -48,7 +48,7 @@ class LALM(nn.Module):
         self.processor = LALMProcessor(tokenizer, config, chat, self.encoder.config.num_mel_bins)
         llm_width = llm.get_input_embeddings().weight.shape[1]
         self.connector = QFormerConnector(config, self.encoder.config.d_model, llm_width)
-        self.connector.to(next(llm.parameters()).device)
+        self.connector.to(llm.get_input_embeddings().weight.device)  # its vectors join the embeddings there
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(self.is_trainable(name))
         self.train(False)

@@ -9,17 +9,23 @@ from akb.models.base import BACKENDS, Continuation, LanguageModel, ModelSpec
 PACKAGED_ROOT = Path("resources/models")
 
 
-def load_model(spec: ModelSpec, packaged_root: Path = PACKAGED_ROOT) -> LanguageModel:
-    """Load the model an entry declares, once; stages reuse it for every batch."""
+def load_model(spec: ModelSpec, packaged_root: Path = PACKAGED_ROOT, generation_only: bool = False) -> LanguageModel:
+    """Load the model an entry declares, once; stages reuse it for every batch. `generation_only`:
+    the job never asks for log-likelihoods, so vLLM may generate (akb.models.vllm_backend)."""
     from akb.models.hf import HFCausalLM, pick_device
 
-    if spec.backend == "hf":
-        return HFCausalLM.from_pretrained(spec)
-    if spec.backend == "packaged":
-        path = Path(packaged_root) / spec.source
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model {spec.name}: {path} is not a converted model directory")
-        return HFCausalLM.from_pretrained(spec, str(path))
+    if spec.backend in ("hf", "packaged"):
+        path = None
+        if spec.backend == "packaged":
+            path = Path(packaged_root) / spec.source
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"model {spec.name}: {path} is not a converted model directory")
+            path = str(path)
+        from akb.models.vllm_backend import VLLMCausalLM, choose_generation_backend
+
+        if choose_generation_backend(spec, generation_only) == "vllm":
+            return VLLMCausalLM.from_pretrained(spec, path)
+        return HFCausalLM.from_pretrained(spec, path)
     if spec.backend == "tiny":
         from akb.models.tiny import build_tiny_model
 

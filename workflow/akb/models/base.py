@@ -40,6 +40,13 @@ class ModelSpec:
     revision: str | None = None
     trust_remote_code: bool = False
     seed: int = 0
+    # Weights across devices (accelerate): see akb.models.hf.device_map_for for when it applies.
+    device_map: str | None = None
+    max_memory: dict[str, str] | None = None
+    offload_folder: str | None = None
+    # Who generates in generate-only jobs: see akb.models.vllm_backend.choose_generation_backend.
+    generation_backend: str = "auto"
+    vllm: dict[str, Any] = field(default_factory=dict)  # extra arguments of vllm.LLM(...)
     chat: ChatOptions = field(default_factory=ChatOptions)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,6 +66,11 @@ class ModelSpec:
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+    @property
+    def gpus(self) -> int:
+        """GPUs its jobs are given (`resources.gpu`), so a model can be spread over all of them."""
+        return int((self.extra.get("resources") or {}).get("gpu", 0))
 
 
 @dataclass(frozen=True)

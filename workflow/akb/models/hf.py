@@ -27,29 +27,47 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-class HFCausalLM(LanguageModel):
-    def __init__(self, spec: ModelSpec, model, tokenizer, device: torch.device | None = None):
+def device_map_for(spec: ModelSpec) -> str | None:
+    """accelerate's placement of the weights: the entry's `device_map` when it sets one, else `auto`
+    when its jobs are given more than one GPU (the entry declares a model too big for one), else
+    None: the whole model on one device, as `device` says."""
+    if spec.device_map:
+        return spec.device_map
+    return "auto" if spec.gpus > 1 else None
+
+
+def gpu_indices(max_memory: dict | None) -> dict | None:
+    """accelerate wants GPU keys as ints; YAML and JSON give "0"."""
+    if max_memory is None:
+        return None
+    return {int(k) if str(k).isdigit() else k: v for k, v in max_memory.items()}
+
+
+def load_tokenizer(spec: ModelSpec, source: str):
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
+        raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
+
+
+def stop_token_ids(generation_config: GenerationConfig | None, tokenizer) -> list[int]:
+    """End-of-turn ids a greedy generation stops at: the checkpoint's generation config (chat models
+    list several), else the tokenizer's end-of-sequence token. Both generation backends use it."""
+    eos = generation_config.eos_token_id if generation_config is not None else None
+    eos = eos if eos is not None else tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+class ChatPrompts:
+    """Prompts and their token ids from a Hugging Face tokenizer and its chat template. The
+    transformers and vLLM backends share it, so both feed a model exactly the same tokens."""
+
+    def __init__(self, spec: ModelSpec, tokenizer):
         self.spec = spec
-        self.device = device or next(model.parameters()).device
-        self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:  # many causal LMs ship without one; masks make it inert
             tokenizer.pad_token = tokenizer.eos_token
         self.templated = spec.chat.use_template and bool(tokenizer.chat_template)
-
-    @classmethod
-    def from_pretrained(cls, spec: ModelSpec, path: str | None = None) -> HFCausalLM:
-        source = path or spec.source
-        device = pick_device(spec.device)
-        dtype = pick_dtype(spec.dtype, device)
-        log.info("loading %s from %s (%s on %s)", spec.name, source, dtype, device)
-        common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, **common)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **common)
-        except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
-            raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
-        return cls(spec, model, tokenizer, device)
 
     def prompt(self, user_text: str) -> str:
         if not self.templated:
@@ -70,6 +88,38 @@ class HFCausalLM(LanguageModel):
 
     def token_length(self, text: str) -> int:
         return len(self.encode(text))
+
+
+class HFCausalLM(ChatPrompts, LanguageModel):
+    def __init__(self, spec: ModelSpec, model, tokenizer, device: torch.device | None = None):
+        super().__init__(spec, tokenizer)
+        if getattr(model, "hf_device_map", None) is None:  # accelerate placed a device-mapped model itself
+            model = model.to(device or next(model.parameters()).device)
+        self.model = model.eval()
+        # Where input ids go: the embedding's device, which is not the last layer's once sharded.
+        self.device = model.get_input_embeddings().weight.device
+
+    @classmethod
+    def from_pretrained(cls, spec: ModelSpec, path: str | None = None) -> HFCausalLM:
+        source = path or spec.source
+        device = pick_device(spec.device)
+        dtype = pick_dtype(spec.dtype, device)
+        placement = {}
+        if device_map := device_map_for(spec):
+            placement = {"device_map": device_map, "max_memory": gpu_indices(spec.max_memory),
+                         "offload_folder": spec.offload_folder}
+        where = f"device_map={device_map}" if placement else device
+        log.info("loading %s from %s (%s on %s)", spec.name, source, dtype, where)
+        tokenizer = load_tokenizer(spec, source)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **placement
+            )
+        except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
+            raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
+        if placement:
+            log.info("%s placed by accelerate: %s", spec.name, getattr(model, "hf_device_map", None))
+        return cls(spec, model, tokenizer, device)
 
     def _pad(self, rows: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Token rows padded to one width, and their attention mask, on the model's device."""
@@ -103,7 +153,8 @@ class HFCausalLM(LanguageModel):
             use_cache=True,
             logits_to_keep=1,
         )
-        first_token = out.logits[:, -1].float().log_softmax(-1)  # predicts each continuation's first token
+        # Logits come from the last layer's device once sharded: bring these few back to the inputs'.
+        first_token = out.logits[:, -1].float().log_softmax(-1).to(self.device)  # predicts each first token
         rows = torch.tensor([context_row[ctx] for ctx, _ in requests], device=self.device)
         cache = out.past_key_values
         cache.reorder_cache(rows)  # one copy of its context's cache per request
@@ -116,7 +167,7 @@ class HFCausalLM(LanguageModel):
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
-        ).logits
+        ).logits.to(self.device)
         results = []
         for i, ((_, text), tokens) in enumerate(zip(requests, continuations)):
             target = torch.tensor(tokens, device=self.device)
@@ -135,7 +186,7 @@ class HFCausalLM(LanguageModel):
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
+            eos_token_id=stop_token_ids(self.model.generation_config, self.tokenizer),
         )
         output = self.model.generate(**batch, generation_config=config)
         new_tokens = output[:, batch["input_ids"].shape[1] :]

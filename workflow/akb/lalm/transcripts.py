@@ -1,0 +1,96 @@
+"""Whisper transcripts of clips, computed once and shared by every backbone (DeSTA2.5 puts them
+after the audio vectors).
+
+A transcript depends only on the Whisper checkpoint and the audio it hears (the clip, or the piece
+of it a diagnostic condition keeps), never on the backbone, so the workflow writes one file for the
+training clips and one per (benchmark, condition), and `akb train` / `akb evaluate` read them.
+The file has one row per clip id, {"id", "transcript"}, in input order; a clip the condition cannot
+use (too short to cut, unreadable) gets {"id", "transcript": null, "error"} instead, the same error
+`akb evaluate` records for its item. Rows are appended batch by batch to a partial file, so an
+interrupted job (a 48 h limit on hundreds of hours of audio) resumes where it stopped, and the
+final file only appears once every clip has its row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from akb.audio import AudioError, audio_duration, load_audio
+from akb.diagnostics import BACKBONE, FULL, MIN_FRAGMENT_SAMPLES, NONE, condition_audio
+from akb.io import PartialJsonl, read_jsonl
+from akb.probe import length_sorted_batches
+
+log = logging.getLogger(__name__)
+
+# Clips are ordered by length within fixed windows of the input (not over the whole set, whose
+# lengths would all have to be read before the first batch), so batches hold clips of similar
+# length and a resumed run redoes exactly the batches an uninterrupted one would.
+SORT_WINDOW_BATCHES = 32
+
+
+def _duration(path: str) -> float:
+    try:
+        return audio_duration(path)
+    except AudioError:
+        return 0.0  # loading it fails the same way and is recorded as that clip's error
+
+
+def write_transcripts(asr, audio_of: dict[str, str], out_path: str | Path, batch_size: int = 16,
+                      condition: str = FULL, min_samples: int = MIN_FRAGMENT_SAMPLES) -> None:
+    """Transcribe the clip of every id in `audio_of` (id -> audio file) under `condition` with `asr`
+    (a WhisperCaptioner) into `out_path`, resuming from its partial file. Ids sharing a file are
+    transcribed once; batches are sorted by length, longest first."""
+    if condition in (NONE, BACKBONE):
+        raise ValueError(f"condition {condition!r} has no audio: there is nothing to transcribe")
+    partial = PartialJsonl(out_path)
+    ids_of: dict[str, list[str]] = {}  # file -> ids that use it, files in first-seen order
+    for key, path in audio_of.items():
+        ids_of.setdefault(str(path), []).append(key)
+    files = list(ids_of)
+    done = sum(all(partial.done(i) for i in ids_of[f]) for f in files)
+    window = batch_size * SORT_WINDOW_BATCHES
+    with tqdm(total=len(files), initial=done, desc=f"transcribe ({condition})", unit="clip") as bar:
+        for start in range(0, len(files), window):
+            chunk = files[start : start + window]
+            if all(partial.done(i) for f in chunk for i in ids_of[f]):
+                continue
+            for batch in length_sorted_batches(chunk, [_duration(f) for f in chunk], batch_size):
+                batch = [chunk[b] for b in batch]
+                if all(partial.done(i) for f in batch for i in ids_of[f]):
+                    continue
+                audios, errors = {}, {}
+                for f in batch:
+                    try:
+                        audios[f] = condition_audio(load_audio(f), condition, min_samples=min_samples)
+                    except ValueError as e:  # as `akb evaluate` records it: that item's error, never padded
+                        errors[f] = str(e)
+                texts = dict(zip(audios, asr.transcribe(list(audios.values())))) if audios else {}
+                new = sum(not all(partial.done(i) for i in ids_of[f]) for f in batch)
+                partial.append({"id": i, "transcript": texts[f]} if f in texts else
+                               {"id": i, "transcript": None, "error": errors[f]}
+                               for f in batch for i in ids_of[f])  # fmt: skip
+                bar.update(new)
+    failed = [r["id"] for r in partial.rows.values() if r.get("error")]
+    if failed:
+        log.warning("%d of %d clips have no transcript under condition %s (their items are errors in "
+                    "`akb evaluate`), e.g. %s", len(failed), len(audio_of), condition, failed[:3])
+    partial.publish(list(audio_of))
+
+
+def read_transcripts(path: str | Path, ids: Iterable[str]) -> dict[str, str]:
+    """id -> transcript for `ids`, from a file `write_transcripts` wrote; a missing id (or one
+    recorded without a transcript) is an error naming the file and the clip."""
+    rows = {row["id"]: row for row in read_jsonl(path)}
+    transcripts = {}
+    for key in ids:
+        row = rows.get(key)
+        if row is None or row.get("transcript") is None:
+            why = f" ({row['error']})" if row and row.get("error") else ""
+            raise ValueError(f"{path}: no transcript for clip {key!r}{why}; the file was written for "
+                             "other clips (rerun `akb transcribe` on these)")
+        transcripts[key] = row["transcript"]
+    return transcripts

@@ -136,6 +136,21 @@ def test_paper_config_plans_generation_by_three_api_models(tmp_path):
     assert "results/bankgen/akb-generated/generated/claude-sonnet-4.5.jsonl" in out
 
 
+def test_generation_jobs_take_their_models_bankgen_resources(tmp_path):
+    """A `bankgen` block in a model's resources applies to its generation jobs only, as the other
+    stages' blocks do to theirs; the job's model entry carries no stage block."""
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    claude = next(m for m in config["models"] if m["name"] == "claude-sonnet-4.5")
+    claude["resources"] = {**claude["resources"], "bankgen": {"runtime": 999}}
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config))
+    jobs = snakemake("-n", "bankgen", "--configfile", str(path), "--directory", str(tmp_path)).stdout.split("\n\n")
+    (generate,) = [j for j in jobs if "rule bankgen_generate:" in j and "generated/claude-sonnet-4.5.jsonl" in j]
+    assert "runtime=999" in generate and '"bankgen"' not in generate
+    (check,) = [j for j in jobs if "rule bankgen_crosscheck:" in j and "crosscheck/claude-sonnet-4.5.jsonl" in j]
+    assert "runtime=999" not in check
+
+
 def test_default_target_does_not_build_a_bank(tmp_path):
     plan = snakemake("-n", "--configfile", str(ROOT / "config/config.yaml"), "--directory", str(tmp_path)).stdout
     assert "bankgen" not in plan

@@ -86,7 +86,7 @@ def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # Stages whose jobs load a model; a model's `resources` may hold a block per stage.
-MODEL_STAGES = ("probe", "cascade", "distill", "train", "evaluate", "diagnose")
+MODEL_STAGES = ("probe", "cascade", "distill", "train", "evaluate", "diagnose", "bankgen")
 
 
 def stage_entry(config: dict[str, Any], name: str, stage: str) -> dict[str, Any]:

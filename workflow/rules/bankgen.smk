@@ -36,14 +36,14 @@ rule bankgen_generate:
     log:
         f"logs/bankgen/{BANKGEN['name']}/generate_{{generator}}.log",
     params:
-        model=lambda w: json.dumps(model_entry(config, w.generator)),
+        model=model_json("bankgen", "generator"),
         settings=BANKGEN_JSON,
         seed=config["seed"],
-    threads: lambda w: model_entry(config, w.generator)["resources"]["threads"]
+    threads: model_resource("threads", "bankgen", "generator")
     resources:
-        gpu=lambda w: model_entry(config, w.generator)["resources"]["gpu"],
-        mem_mb=lambda w: model_entry(config, w.generator)["resources"]["mem_mb"],
-        runtime=lambda w: model_entry(config, w.generator)["resources"]["runtime"],
+        gpu=model_resource("gpu", "bankgen", "generator"),
+        mem_mb=model_resource("mem_mb", "bankgen", "generator"),
+        runtime=model_resource("runtime", "bankgen", "generator"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -83,15 +83,15 @@ rule bankgen_crosscheck:
     log:
         f"logs/bankgen/{BANKGEN['name']}/crosscheck_{{checker}}.log",
     params:
-        model=lambda w: json.dumps(model_entry(config, w.checker)),
+        model=model_json("probe", "checker"),
         mode=lambda w: probe_settings(config, w.checker)["mode"],
         batch_size=lambda w: probe_settings(config, w.checker)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.checker)["max_new_tokens"],
-    threads: lambda w: model_entry(config, w.checker)["resources"]["threads"]
+    threads: model_resource("threads", "probe", "checker")
     resources:
-        gpu=lambda w: model_entry(config, w.checker)["resources"]["gpu"],
-        mem_mb=lambda w: model_entry(config, w.checker)["resources"]["mem_mb"],
-        runtime=lambda w: model_entry(config, w.checker)["resources"]["runtime"],
+        gpu=model_resource("gpu", "probe", "checker"),
+        mem_mb=model_resource("mem_mb", "probe", "checker"),
+        runtime=model_resource("runtime", "probe", "checker"),
     conda:
         "../../envs/models.yaml"
     shell:

@@ -113,14 +113,15 @@ def cascade_score_files():
     )
 
 
-def model_json(stage):
-    """The model's entry for one stage's jobs (its resources tell the loader how many GPUs it has)."""
-    return lambda wildcards: json.dumps(stage_entry(config, wildcards.model, stage))
+def model_json(stage, wildcard="model"):
+    """The entry of the model named by `wildcard` for one stage's jobs (its resources tell the
+    loader how many GPUs it has)."""
+    return lambda wildcards: json.dumps(stage_entry(config, wildcards[wildcard], stage))
 
 
-def model_resource(key, stage):
+def model_resource(key, stage, wildcard="model"):
     """gpu, mem_mb, runtime or threads of a model's jobs in one stage (models[].resources)."""
-    return lambda wildcards: stage_entry(config, wildcards.model, stage)["resources"][key]
+    return lambda wildcards: stage_entry(config, wildcards[wildcard], stage)["resources"][key]
 
 
 def captioner_resource(key):

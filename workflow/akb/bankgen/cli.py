@@ -30,7 +30,7 @@ def cmd_generate(args) -> int:
                               examples, s["examples"], args.seed)
     if template.system is not None:  # the prompt file's system message replaces the model's own
         spec = dataclasses.replace(spec, chat=dataclasses.replace(spec.chat, system_prompt=template.system))
-    model = load_model(spec, Path(args.packaged_root))
+    model = load_model(spec, Path(args.packaged_root), generation_only=True)  # vLLM may generate
     generate_candidates(model, requests, args.model, s["cache_dir"], args.out, args.rejects, s["batch_size"],
                         s["max_new_tokens"], template.prefill if s["prefill"] else "")
     return 0

@@ -130,3 +130,11 @@ def test_review_page_decisions_import_into_a_bank_that_validates_and_probes(brow
     out = tmp_path / "probe.jsonl"
     assert main(["probe", "--bank", str(release), "--model", model, "--mode", "loglik", "--out", str(out)]) == 0
     assert sorted(r["id"] for r in read_jsonl(out)) == ["gen-1", "gen-3", "gen-4", "gen-5"]
+
+
+def test_an_empty_sheet_says_why_it_is_empty(browser, tmp_path):
+    """The demo's weak generator can leave nothing for review: the page points at the report."""
+    write_review_html([], tmp_path / "review.html", "Empty review")
+    browser.get((tmp_path / "review.html").as_uri())
+    assert "report.md" in browser.find_element("id", "empty").text
+    assert browser.find_elements("css selector", ".card") == []

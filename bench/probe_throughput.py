@@ -81,6 +81,24 @@ class Run:
     def accuracy(self) -> float:
         return sum(self.correct.values()) / max(len(self.correct), 1)
 
+    def add_probe_rows(self, rows: list[dict], items: list[MCQItem]) -> Run:
+        """Predictions, and option scores (loglik) or raw outputs (generate), from akb.probe's rows."""
+        letters = {item.id: item.letters for item in items}
+        for row in rows:
+            self.predictions[row["id"]] = row["parsed_answer"]
+            self.correct[row["id"]] = bool(row["correct"])
+            if self.mode == "loglik":
+                self.scores[row["id"]] = [row["option_scores"][k]["logprob"] for k in letters[row["id"]]]
+            else:
+                self.outputs[row["id"]] = row["raw_output"]
+        return self
+
+
+def parsed_letter(item: MCQItem, output: str) -> str | None:
+    """The letter of the option a generated answer names (None: unparseable), as akb.probe parses it."""
+    choice = extract_choice(output, item.choices, item.letters)
+    return None if choice.index is None else item.letters[choice.index]
+
 
 def argmax_letter(item: MCQItem, scores: list[float]) -> str:
     # Ties go to the earliest option, as max() does in akb.probe.
@@ -119,8 +137,7 @@ def naive_generate(model: LanguageModel, items: list[MCQItem], max_new_tokens: i
     start = time.perf_counter()
     for item in items:
         output = model.generate([model.prompt(lettered_question(item))], max_new_tokens)[0]
-        choice = extract_choice(output, item.choices, item.letters)
-        letter = None if choice.index is None else item.letters[choice.index]
+        letter = parsed_letter(item, output)
         predictions[item.id], correct[item.id], outputs[item.id] = letter, letter == item.answer_letter, output
     return Run("generate", "naive", time.perf_counter() - start, predictions, correct, outputs=outputs)
 
@@ -132,16 +149,7 @@ def batched(model: LanguageModel, items: list[MCQItem], mode: str, batch_size: i
         probe(model, items, out, mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens)
         seconds = time.perf_counter() - start
         rows = read_jsonl(out)
-    by_id = {item.id: item for item in items}
-    run = Run(mode, "batched", seconds, {}, {})
-    for row in rows:
-        run.predictions[row["id"]] = row["parsed_answer"]
-        run.correct[row["id"]] = bool(row["correct"])
-        if mode == "loglik":
-            run.scores[row["id"]] = [row["option_scores"][k]["logprob"] for k in by_id[row["id"]].letters]
-        else:
-            run.outputs[row["id"]] = row["raw_output"]
-    return run
+    return Run(mode, "batched", seconds, {}, {}).add_probe_rows(rows, items)
 
 
 def lm_eval_loglik(model: LanguageModel, items: list[MCQItem], batch_size: int) -> Run | str:

@@ -78,9 +78,9 @@ from akb.lalm.processor import LALMItem  # noqa: E402
 from akb.models import ModelSpec  # noqa: E402
 from akb.probe import probe  # noqa: E402
 from akb.prompts import lettered_question, loglik_context  # noqa: E402
-from akb.scoring import extract_choice  # noqa: E402
 # The comparison with the per-item loop is the probe benchmark's (bench/ is on sys.path as the script's dir).
-from probe_throughput import agreement, argmax_letter, describe  # noqa: E402
+import probe_throughput  # noqa: E402
+from probe_throughput import agreement, argmax_letter, describe, parsed_letter  # noqa: E402
 
 TINY_BACKBONE = {"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3", "chat": {"thinking": False}}
 TINY_CONNECTOR = {"n_taps": 2, "qformer_layers": 1, "queries_per_tap": 4, "qformer_intermediate_size": 64}
@@ -295,33 +295,11 @@ def measure_training(lalm, batches: list[list[LALMItem]], warmup: int, settings:
 
 
 @dataclass
-class Run:
-    mode: str
-    method: str
-    seconds: float
-    calls: int
-    predictions: dict[str, str | None]
-    correct: dict[str, bool]
-    scores: dict[str, list[float]] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
+class Run(probe_throughput.Run):
+    """A probe-benchmark run, plus the model calls it made and its peak memory."""
+
+    calls: int = 0
     memory: dict = field(default_factory=dict)
-
-    @property
-    def items(self) -> int:
-        return len(self.predictions)
-
-    @property
-    def items_per_s(self) -> float:
-        return self.items / self.seconds if self.seconds > 0 else float("inf")
-
-    @property
-    def accuracy(self) -> float:
-        return sum(self.correct.values()) / max(len(self.correct), 1)
-
-
-def _letter_of(item: MCQItem, output: str) -> str | None:
-    choice = extract_choice(output, item.choices, item.letters)
-    return None if choice.index is None else item.letters[choice.index]
 
 
 def _requests(model: GroundedLM, item: MCQItem) -> list[tuple[str, str]]:
@@ -330,12 +308,12 @@ def _requests(model: GroundedLM, item: MCQItem) -> list[tuple[str, str]]:
 
 
 def loop_generate(model: GroundedLM, items: list[MCQItem], max_new_tokens: int, memory: PeakMemory) -> Run:
-    run = Run("generate", "loop", 0.0, 0, {}, {})
+    run = Run("generate", "loop", 0.0, {}, {})
     memory.start()
     start = time.perf_counter()
     for item in items:  # prompt building inside the timer: the batched probe pays for it too
         output = model.generate([model.item_prompt(item, lettered_question(item))], max_new_tokens)[0]
-        letter = _letter_of(item, output)
+        letter = parsed_letter(item, output)
         run.predictions[item.id], run.correct[item.id], run.outputs[item.id] = (
             letter, letter == item.answer_letter, output)
         run.calls += 1
@@ -346,7 +324,7 @@ def loop_generate(model: GroundedLM, items: list[MCQItem], max_new_tokens: int, 
 
 
 def loop_loglik(model: GroundedLM, items: list[MCQItem], per_item: bool, memory: PeakMemory) -> Run:
-    run = Run("loglik", "per-item" if per_item else "loop", 0.0, 0, {}, {})
+    run = Run("loglik", "per-item" if per_item else "loop", 0.0, {}, {})
     memory.start()
     start = time.perf_counter()
     for item in items:
@@ -377,21 +355,12 @@ def batched(model: GroundedLM, items: list[MCQItem], mode: str, batch_size: int,
         seconds = time.perf_counter() - start
         mem = memory.read()
         rows = read_jsonl(out)
-    by_id = {item.id: item for item in items}
     if mode == "generate":
         calls = -(-len(items) // batch_size)
     else:
         per_batch = max(1, batch_size // max(len(item.choices) for item in items))
         calls = -(-len(items) // per_batch)
-    run = Run(mode, f"batched (B={batch_size})", seconds, calls, {}, {}, memory=mem)
-    for row in rows:
-        run.predictions[row["id"]] = row["parsed_answer"]
-        run.correct[row["id"]] = bool(row["correct"])
-        if mode == "loglik":
-            run.scores[row["id"]] = [row["option_scores"][k]["logprob"] for k in by_id[row["id"]].letters]
-        else:
-            run.outputs[row["id"]] = row["raw_output"]
-    return run
+    return Run(mode, f"batched (B={batch_size})", seconds, {}, {}, calls=calls, memory=mem).add_probe_rows(rows, items)
 
 
 def warm_up(model: GroundedLM, items: list[MCQItem], modes: list[str], max_new_tokens: int) -> None:

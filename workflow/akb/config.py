@@ -89,13 +89,19 @@ def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
 MODEL_STAGES = ("probe", "cascade", "distill", "train", "evaluate", "diagnose", "bankgen")
 
 
+def stage_resources(resources: dict[str, Any], stage: str, stages: tuple[str, ...]) -> dict[str, Any]:
+    """`resources` as one stage's jobs get them: that stage's block (one of `stages`) applied over
+    the shared keys, every stage block dropped."""
+    shared = {k: v for k, v in resources.items() if k not in stages}
+    return shared | resources.get(stage, {})
+
+
 def stage_entry(config: dict[str, Any], name: str, stage: str) -> dict[str, Any]:
     """A model's entry as one stage's jobs see it: its resources with that stage's block applied
     (e.g. training asks for a longer runtime than probing) and the other stages' blocks dropped."""
     entry = copy.deepcopy(model_entry(config, name))
-    resources = entry.get("resources", {})
-    blocks = {s: resources.pop(s) for s in MODEL_STAGES if s in resources}
-    resources.update(blocks.get(stage, {}))
+    if "resources" in entry:
+        entry["resources"] = stage_resources(entry["resources"], stage, MODEL_STAGES)
     return entry
 
 

@@ -11,7 +11,7 @@ WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
 from akb.captioners.file import caption_file_path
-from akb.config import ConfigError, model_entry, probe_settings, stage_entry, validate_config
+from akb.config import ConfigError, model_entry, probe_settings, stage_entry, stage_resources, validate_config
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.diagnostics import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
@@ -208,7 +208,7 @@ def transcript_file(wildcards):
     if not hasattr(wildcards, "benchmark"):
         return TRAIN_TRANSCRIPTS
     condition = getattr(wildcards, "condition", FULL)
-    return None if condition in (NONE, BACKBONE) else f"results/transcripts/{wildcards.benchmark}/{condition}.jsonl"
+    return f"results/transcripts/{wildcards.benchmark}/{condition}.jsonl" if condition in TRANSCRIBED_CONDITIONS else None
 
 
 def transcript_inputs(wildcards):
@@ -224,10 +224,7 @@ def transcript_option(wildcards):
 def transcribe_resource(key, job):
     """gpu, mem_mb, runtime or threads of a transcription job; `train`, the training clips' job,
     takes grounded.transcribe.resources.train over them."""
-    resources = {k: v for k, v in TRANSCRIBE["resources"].items() if k != "train"}
-    if job == "train":
-        resources.update(TRANSCRIBE["resources"].get("train", {}))
-    return resources[key]
+    return stage_resources(TRANSCRIBE["resources"], job, ("train",))[key]
 
 
 def grounded_mode(wildcards):

@@ -11,14 +11,14 @@ from akb.bankgen.embed import CharNgramEmbedder, EncoderEmbedder, load_embedder
 from akb.bankgen.generate import generate_candidates
 from akb.bankgen.parse import CandidateError, json_fragments, parse_output, to_candidate
 from akb.bankgen.prompts import build_requests, load_prompt
-from akb.bankgen.release import release_bank, sha256_file, verify_release
+from akb.bankgen.release import release_bank, verify_release
 from akb.bankgen.report import ALL_OTHERS_WRONG, GENERATOR_WRONG, apply_crosscheck, build_report, report_markdown
 from akb.bankgen.review import apply_decisions, read_decisions, sheet_id, write_review_csv, write_review_html
 from akb.bankgen.screen import balanced_letters, screen_candidates
 from akb.bankgen.taxonomy import load_taxonomy
 from akb.data.bank import load_bank
 from akb.data.items import MCQItem
-from akb.io import read_jsonl, write_jsonl
+from akb.io import read_jsonl, sha256_file, write_jsonl
 from bankgen_fixtures import ScriptedModel, question_line, record, review_records
 
 OPTIONS = ["crescendo", "diminuendo", "ritardando", "fermata"]

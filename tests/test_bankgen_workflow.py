@@ -10,10 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from akb.bankgen.release import sha256_file
 from akb.bankgen.review import sheet_id
 from akb.data.bank import load_bank
-from akb.io import read_jsonl
+from akb.io import read_jsonl, sha256_file
 from bankgen_fixtures import question_line
 from test_workflow import ROOT, snakemake
 

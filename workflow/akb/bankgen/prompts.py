@@ -8,11 +8,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from akb import DATA_DIR
 from akb.bankgen.taxonomy import Subcategory
 from akb.data.items import MCQItem
+from akb.io import read_yaml
 
 PROMPT_DIR = DATA_DIR / "bankgen" / "prompts"
 FIELDS = ("n", "category", "subcategory", "subcategory_id", "scope", "focus", "examples")
@@ -37,7 +37,7 @@ def load_prompt(name: str) -> PromptTemplate:
     path = resolve_prompt(name)
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no prompt file (neither {PROMPT_DIR}/{name}.yaml nor a file)")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path)
     for key in ("version", "request"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ValueError(f"{path}: missing or empty {key!r}")

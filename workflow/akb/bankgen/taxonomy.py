@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from akb.data.bank import TAXONOMY
+from akb.io import read_yaml
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def load_taxonomy(path: str | Path, only: list[str] | None = None) -> list[Subca
     path = resolve_taxonomy(str(path))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: taxonomy file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path)
     subcategories = []
     for i, category in enumerate(data.get("categories") or []):
         if not isinstance(category, dict) or not category.get("name"):

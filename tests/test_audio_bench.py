@@ -131,6 +131,10 @@ def _one_choice(records, directory):
     records[1]["choices"], records[1]["answer"] = ["Man"], "Man"
 
 
+def _one_choice_after_empty_ones(records, directory):
+    records[1]["choices"], records[1]["answer"] = ["Man", "", " "], "Man"
+
+
 def _nine_choices(records, directory):
     records[1]["choices"] = [f"voice {k}" for k in range(9)]
     records[1]["answer"] = "voice 0"
@@ -152,6 +156,7 @@ def _corrupt_clip(records, directory):
     (_drop_question, "missing field(s) ['question']"),
     (_answer_not_a_choice, "answer 'Dog' is not one of the choices ['Man', 'Woman', 'Child', 'Robot']"),
     (_one_choice, "has 1 choices; needs 2 to 8"),
+    (_one_choice_after_empty_ones, "has 1 choices; needs 2 to 8"),
     (_nine_choices, "has 9 choices; needs 2 to 8"),
     (_duplicate_id, "id used by 2 items"),
     (_missing_clip, "mmau-1.wav: audio file not found"),
@@ -291,4 +296,18 @@ def test_problem_messages_read_cleanly(tmp_path):
     path = write_benchmark(tmp_path, records, "mmau.json", "audio_id")
     with pytest.raises(BankError) as raised:
         load_audio_benchmark(path)
-    assert re.search(r"error: mmau-0: field 'choices' must be a list of non-empty strings", str(raised.value))
+    assert re.search(r"error: mmau-0: field 'choices' must be a list of strings", str(raised.value))
+
+
+def test_an_empty_option_is_no_option(tmp_path, caplog):
+    """As in 4 published MMAR items: the item stays, the empty option goes (with a warning), and the
+    letters follow the options that remain."""
+    records = [mmar_record(i) for i in range(3)]
+    records[2]["choices"] = ["Man", "", "Woman"]
+    path = write_benchmark(tmp_path, records, "MMAR-meta.jsonl", "audio_path")
+    with caplog.at_level(logging.WARNING):
+        items, problems = load_audio_benchmark(path)
+    assert [it.id for it in items] == ["mmar-0", "mmar-1", "mmar-2"]
+    assert items[2].choices == ("Man", "Woman") and items[2].answer_letter == "B"
+    assert [(p.item_id, p.severity) for p in problems] == [("mmar-2", "warning")]
+    assert "mmar-2: empty option(s) dropped" in caplog.text

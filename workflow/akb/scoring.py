@@ -54,13 +54,15 @@ def extract_choice(output: str, choices: tuple[str, ...] | list[str], letters: s
     if len(parenthesised) == 1:
         return Extraction(letters.index(parenthesised.pop()), "letter")
     said = f" {_normalise(text)} "
-    found = [i for i, c in enumerate(choices) if _normalise(c) and f" {_normalise(c)} " in said]
+    words = [_normalise(c) for c in choices]
+    found = [i for i, w in enumerate(words) if w and f" {w} " in said]
     maximal = [
         i for i in found
         # Whole words: "man" lies inside "woman" as letters, not as a word.
-        if not any(j != i and f" {_normalise(choices[i])} " in f" {_normalise(choices[j])} " for j in found)
+        if not any(words[j] != words[i] and f" {words[i]} " in f" {words[j]} " for j in found)
     ]
-    if len(maximal) == 1:
+    # A repeated option (27 published MMAU items repeat one) is one answer, however often it is listed.
+    if len({words[i] for i in maximal}) == 1:
         return Extraction(maximal[0], "option_text")
     return Extraction(None, "unparseable")
 

@@ -71,8 +71,9 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> MCQItem:
-    """One benchmark record as an item; raises _BadItem naming the first thing wrong with it."""
+def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tuple[MCQItem, list[Problem]]:
+    """One benchmark record as an item, with its warnings; raises _BadItem naming the first thing
+    wrong with it."""
     if not isinstance(record, dict):
         raise _BadItem(f"#{index}", "record is not a JSON object")
     item_id = "" if record.get("id") is None else str(record["id"]).strip()
@@ -85,9 +86,18 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> MC
         if not isinstance(record[key], str) or not record[key].strip():
             raise _BadItem(item_id, f"field {key!r} must be a non-empty string")
     choices = record["choices"]
-    if not isinstance(choices, list) or not all(isinstance(c, str) and c.strip() for c in choices):
-        raise _BadItem(item_id, "field 'choices' must be a list of non-empty strings")
-    choices = tuple(c.strip() for c in choices)
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        raise _BadItem(item_id, "field 'choices' must be a list of strings")
+    # An empty option is no option (4 published MMAR items end with ""): the official rule gives it
+    # no words, so dropping it changes no score, and a prompt never shows an empty letter.
+    warnings = []
+    if not all(c.strip() for c in choices):
+        warnings.append(Problem(item_id, f"empty option(s) dropped from {choices}", "warning"))
+    choices = tuple(c.strip() for c in choices if c.strip())
+    # A repeated option stays, as published (27 MMAU items): the official rule scores its text.
+    repeated = sorted({c for c in choices if choices.count(c) > 1})
+    if repeated:
+        warnings.append(Problem(item_id, f"option(s) listed twice: {repeated}", "warning"))
     if not MIN_CHOICES <= len(choices) <= MAX_CHOICES:
         raise _BadItem(item_id, f"has {len(choices)} choices; needs {MIN_CHOICES} to {MAX_CHOICES}")
     answer = record["answer"]
@@ -96,7 +106,7 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> MC
         raise _BadItem(item_id, f"answer {answer!r} is not one of the choices {list(choices)}")
     # The clip's original relative path stays in `extra`, so official records reproduce it.
     core = {"id", "question", "choices", "answer", fmt.domain_key, "category", "sub-category", *HIDDEN_FIELDS}
-    return MCQItem(
+    item = MCQItem(
         id=item_id,
         question=record["question"].strip(),
         choices=choices,
@@ -108,6 +118,7 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> MC
         audio=str(audio_root / record[fmt.audio_key]),
         hidden={k: record[k] for k in HIDDEN_FIELDS if k in record},
     )
+    return item, warnings
 
 
 def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
@@ -161,7 +172,9 @@ def load_audio_benchmark(
     items, problems = [], []
     for index, record in enumerate(records):
         try:
-            items.append(_item(record, index, fmt, root))
+            item, warnings = _item(record, index, fmt, root)
+            items.append(item)
+            problems += warnings
         except _BadItem as bad:
             problems.append(bad.problem)
     counts = Counter(it.id for it in items)

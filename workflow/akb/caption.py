@@ -30,7 +30,8 @@ def caption_items(captioner: Captioner, items: list[MCQItem], out_path: str | Pa
     with tqdm(total=len(clips), initial=len(clips) - len(todo), desc=f"caption {captioner.name}", unit="clip") as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            captions = captioner.caption([load_audio(clip, captioner.sample_rate) for clip in batch])
+            audios = [load_audio(clip, captioner.sample_rate) for clip in batch]
+            captions = captioner.caption_named(audios, [_clip_name(clip, ids_of[clip]) for clip in batch])
             partial.append(
                 {"id": item_id, "captioner": captioner.name, "caption": caption}
                 for clip, caption in zip(batch, captions)
@@ -38,6 +39,12 @@ def caption_items(captioner: Captioner, items: list[MCQItem], out_path: str | Pa
             )
             bar.update(len(batch))
     partial.publish([item.id for item in items])
+
+
+def _clip_name(clip: str, item_ids: list[str]) -> str:
+    """How errors about a clip name it: its path and the items that use it."""
+    shown = ", ".join(item_ids[:3]) + (f" and {len(item_ids) - 3} more" if len(item_ids) > 3 else "")
+    return f"{clip} (item{'s' if len(item_ids) > 1 else ''} {shown})"
 
 
 def read_captions(path: str | Path) -> dict[str, str]:

@@ -26,8 +26,13 @@ class Captioner(ABC):
     def caption(self, audios: list[np.ndarray]) -> list[str]:
         """Describe each clip; the returned list has one string per input clip."""
 
+    def caption_named(self, audios: list[np.ndarray], names: list[str]) -> list[str]:
+        """`caption` for clips that have names (path and items, from `caption_items`); a captioner
+        whose failures concern one clip (an API request) names it in its errors."""
+        return self.caption(audios)
 
-CAPTIONER_BACKENDS = ("dsp", "whisper", "audio-lm", "file")
+
+CAPTIONER_BACKENDS = ("dsp", "whisper", "audio-lm", "file", "api")
 
 
 def load_captioner(entry: dict) -> Captioner:
@@ -44,10 +49,11 @@ def load_captioner(entry: dict) -> Captioner:
             max_new_tokens=entry.get("max_new_tokens", 128), language=entry.get("language"),
         )  # fmt: skip
     elif entry["backend"] == "audio-lm":
-        from akb.captioners.audio_lm import DEFAULT_PROMPT, AudioLMCaptioner
+        from akb.captioners.audio_lm import AudioLMCaptioner
 
+        # prompt None: the model type's default (Qwen3-Omni's Captioner takes the clip alone).
         captioner = AudioLMCaptioner.from_pretrained(
-            entry["source"], prompt=entry.get("prompt") or DEFAULT_PROMPT,
+            entry["source"], prompt=entry.get("prompt"),
             max_new_tokens=entry.get("max_new_tokens", 128), dtype=entry.get("dtype", "auto"),
             device=entry.get("device", "auto"),
         )  # fmt: skip
@@ -55,6 +61,10 @@ def load_captioner(entry: dict) -> Captioner:
         from akb.captioners.file import FileCaptioner
 
         captioner = FileCaptioner(entry["path"])
+    elif entry["backend"] == "api":
+        from akb.captioners.api import APICaptioner
+
+        captioner = APICaptioner.from_entry(entry)
     else:
         raise ValueError(f"captioner {entry['name']}: unknown backend {entry['backend']!r}; one of {CAPTIONER_BACKENDS}")
     captioner.name = entry["name"]

@@ -11,6 +11,10 @@ not answered. Failures are never cached.
 
 The API key is read from the environment variable the entry names, only when a request has to be
 sent, and goes only into the Authorization header: it is never logged, cached or put in an error.
+
+`ChatClient` does all of that (cache, retries with backoff, concurrency bound, key) for any user of
+the endpoint: `APIChatModel` here, and the `api` audio captioner (akb.captioners.api), which builds
+its own request bodies.
 """
 
 from __future__ import annotations
@@ -82,23 +86,28 @@ class APISettings:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> APISettings:
-        block = spec.extra.get("api")
+        return cls.from_block(spec.extra.get("api"), f"model {spec.name}")
+
+    @classmethod
+    def from_block(cls, block: Any, owner: str) -> APISettings:
+        """Settings from an `api:` config block; `owner` ("model gpt-4o", "captioner gemini") names
+        the entry in errors."""
         if not isinstance(block, dict) or not block.get("base_url"):
             raise ValueError(
-                f"model {spec.name}: backend 'api' needs an `api:` block with at least `base_url` "
+                f"{owner}: backend 'api' needs an `api:` block with at least `base_url` "
                 "(e.g. https://api.openai.com/v1) and usually `key_env` (the name of the environment "
                 "variable holding the key)"
             )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(block) - known)
         if unknown:
-            raise ValueError(f"model {spec.name}: unknown `api` setting(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"{owner}: unknown `api` setting(s) {unknown}; known: {sorted(known)}")
         nullable = ("key_env", "temperature", "cache_dir")
         settings = cls(**{k: v for k, v in block.items() if v is not None or k in nullable})
-        settings.check(spec.name)
+        settings.check(owner)
         return settings
 
-    def check(self, name: str) -> None:
+    def check(self, owner: str) -> None:
         problems = []
         if not str(self.base_url).startswith(("http://", "https://")):
             problems.append(f"base_url {self.base_url!r} is not an http(s) URL")
@@ -115,108 +124,95 @@ class APISettings:
         if not isinstance(self.extra_body, dict) or {"model", "messages"} & set(self.extra_body):
             problems.append("extra_body must be a mapping that sets neither `model` nor `messages`")
         if problems:
-            raise ValueError(f"model {name}: invalid `api` settings: " + "; ".join(problems))
+            raise ValueError(f"{owner}: invalid `api` settings: " + "; ".join(problems))
 
 
-class APIChatModel(LanguageModel):
-    def __init__(self, spec: ModelSpec, settings: APISettings):
-        chat = spec.chat
-        if not chat.use_template or chat.thinking is not None or chat.template_kwargs:
-            raise ValueError(
-                f"model {spec.name}: an API server applies its own chat template, so chat.use_template, "
-                "chat.thinking and chat.template_kwargs do not apply; pass provider parameters through "
-                "api.extra_body instead (e.g. reasoning_effort, or chat_template_kwargs for vLLM)"
-            )
-        self.spec = spec
+@dataclass(frozen=True)
+class ChatRequest:
+    """One request for `ChatClient.answer`: what is sent, the cache key, and how errors name it."""
+
+    body: dict[str, Any]  # sent as is
+    key: str  # names the cache file: ChatClient.key of whatever determines the answer
+    label: str  # e.g. "request 0a1b2c3d4e5f (user message 'Which ...')"; errors prefix the owner
+    record: dict[str, Any] | None = None  # stored as the cached "request" instead of body (None: body),
+    # for bodies with bulky payloads (base64 audio) that the key already covers through a digest
+
+
+class ChatClient:
+    """Requests to one OpenAI-compatible /chat/completions endpoint, answered from the cache or sent
+    (at most max_concurrency at once, retried with backoff), for one config entry: `kind` and
+    `name` ("model", "gpt-4o") name it in every log line, error and cache record.
+
+    `allow_empty`: an empty answer is a result (cached) rather than a malformed reply (retried, then
+    an error); text models may legitimately answer nothing, a captioner may not. `warn_truncated`:
+    log answers cut at the token budget (a cut caption is incomplete; a cut probe answer is routine)."""
+
+    def __init__(self, kind: str, name: str, settings: APISettings, cache_dir: Path, allow_empty: bool = True,
+                 warn_truncated: bool = False):
+        self.kind = kind
+        self.name = name
+        self.owner = f"{kind} {name}"
         self.settings = settings
+        self.allow_empty = allow_empty
+        self.warn_truncated = warn_truncated
         self.url = settings.base_url.rstrip("/") + "/chat/completions"
-        self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else CACHE_ROOT / spec.name
+        self.cache_dir = Path(cache_dir)
         self.stats = {"cached": 0, "sent": 0}  # requests answered from the cache / sent (HTTP attempts)
         self._stats_lock = threading.Lock()
 
-    @classmethod
-    def from_spec(cls, spec: ModelSpec) -> APIChatModel:
-        return cls(spec, APISettings.from_spec(spec))
-
-    # --- the LanguageModel interface -------------------------------------------------------------
-
-    def prompt(self, user_text: str) -> str:
-        return user_text  # the server wraps it in the chat template; see `messages`
-
-    def continuation(self, text: str) -> str:
-        return text
-
-    def token_length(self, text: str) -> int:
-        return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
-
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Continuation]:
-        raise NotImplementedError(
-            f"model {self.spec.name}: chat-completion APIs cannot provide the log-likelihood of a given "
-            "continuation, so API models cannot be probed in loglik mode; use mode: generate "
-            "(probe_mode: generate on the model entry)"
-        )
-
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        bodies = [self.request_body(p, max_new_tokens) for p in prompts]
-        keys = [self.request_key(b) for b in bodies]
-        answers: dict[str, str] = {}
-        todo: dict[str, dict] = {}  # identical requests are sent once
-        for key, body in zip(keys, bodies):
-            if key in answers or key in todo:
-                continue
-            cached = self._read_cache(key)
-            if cached is None:
-                todo[key] = body
-            else:
-                answers[key] = cached
-        with self._stats_lock:
-            self.stats["cached"] += len(answers)
-        if todo:
-            log.info("model %s: %d request(s) from the cache, %d to send", self.spec.name, len(answers), len(todo))
-            answers.update(self._send_all(todo))
-        return [answers[k] for k in keys]
-
-    # --- requests ----------------------------------------------------------------------------------
-
-    def messages(self, user_text: str) -> list[dict[str, str]]:
-        messages = [{"role": "user", "content": user_text}]
-        if self.spec.chat.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.spec.chat.system_prompt})
-        return messages
-
-    def request_body(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.spec.source, "messages": self.messages(prompt)}
+    def body(self, model: str, messages: list[dict[str, Any]], max_new_tokens: int) -> dict[str, Any]:
+        """A request body with the entry's sampling settings and extra fields."""
+        body: dict[str, Any] = {"model": model, "messages": messages}
         if self.settings.temperature is not None:
             body["temperature"] = self.settings.temperature
         body[self.settings.max_tokens_param] = max_new_tokens
         body.update(self.settings.extra_body)
         return body
 
-    def request_key(self, body: dict[str, Any]) -> str:
+    def key(self, body: dict[str, Any]) -> str:
         """Hash of everything that determines the answer: endpoint and body (never the key)."""
         canonical = json.dumps({"url": self.url, "body": body}, sort_keys=True, ensure_ascii=False,
                                separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def _api_key(self) -> str | None:
+    def answer(self, requests: list[ChatRequest]) -> list[str]:
+        """The answers in input order: cached ones read, the others sent (identical ones once)."""
+        answers: dict[str, str] = {}
+        todo: dict[str, ChatRequest] = {}
+        for request in requests:
+            if request.key in answers or request.key in todo:
+                continue
+            cached = self._read_cache(request.key)
+            if cached is None or (not cached and not self.allow_empty):
+                todo[request.key] = request
+            else:
+                answers[request.key] = cached
+        with self._stats_lock:
+            self.stats["cached"] += len(answers)
+        if todo:
+            log.info("%s: %d request(s) from the cache, %d to send", self.owner, len(answers), len(todo))
+            answers.update(self._send_all(todo))
+        return [answers[r.key] for r in requests]
+
+    def api_key(self) -> str | None:
         name = self.settings.key_env
         if name is None:
             return None
         key = os.environ.get(name)
         if not key:
             raise APIError(
-                f"model {self.spec.name}: the environment variable {name} (api.key_env) is not set or "
+                f"{self.owner}: the environment variable {name} (api.key_env) is not set or "
                 "empty; export the API key in it before running"
             )
         return key
 
-    def _send_all(self, todo: dict[str, dict]) -> dict[str, str]:
-        api_key = self._api_key()
+    def _send_all(self, todo: dict[str, ChatRequest]) -> dict[str, str]:
+        api_key = self.api_key()
         abort = threading.Event()
         answers: dict[str, str] = {}
-        pool = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix=f"api-{self.spec.name}")
+        pool = ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix=f"api-{self.name}")
         try:
-            futures = {pool.submit(self._answer, key, body, api_key, abort): key for key, body in todo.items()}
+            futures = {pool.submit(self._answer, request, api_key, abort): key for key, request in todo.items()}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             if pending:  # one request failed for good: stop the rest (answered ones are cached)
                 abort.set()
@@ -234,16 +230,18 @@ class APIChatModel(LanguageModel):
             pool.shutdown(wait=True, cancel_futures=True)
         return answers
 
-    def _answer(self, key: str, body: dict, api_key: str | None, abort: threading.Event) -> str:
+    def _answer(self, request: ChatRequest, api_key: str | None, abort: threading.Event) -> str:
         """One request until it is answered (and cached), or fails for good."""
         s = self.settings
-        label = f"model {self.spec.name}: request {key[:12]} (user message {_preview(body)})"
+        label = f"{self.owner}: {request.label}"
         transient = malformed = 0
         while True:
             if abort.is_set():
                 raise _Aborted(label)
             try:
-                reply, content = self._post(body, api_key, label)
+                reply, content = self._post(request.body, api_key, label)
+                if not content and not self.allow_empty:
+                    raise MalformedReply(_no_text(reply))
             except _Transient as e:
                 transient += 1
                 if transient > s.max_retries:
@@ -253,14 +251,18 @@ class APIChatModel(LanguageModel):
             except MalformedReply as e:
                 malformed += 1
                 if malformed > s.malformed_retries:
-                    raise APIError(f"{label}: malformed reply {malformed} time(s): {e}") from None
+                    raise APIError(f"{label}: malformed reply {malformed} time(s): {e} (HTTP 200 from {self.url})") from None
                 delay = self._backoff(malformed, None)
                 log.warning("%s: malformed reply (%s); retry %d/%d in %.2fs", label, e, malformed,
                             s.malformed_retries, delay)
             else:
+                finish_reason = reply["choices"][0].get("finish_reason")
                 if not content:
-                    log.warning("%s: empty answer (finish_reason=%s)", label, reply["choices"][0].get("finish_reason"))
-                self._write_cache(key, body, reply, content)
+                    log.warning("%s: empty answer (finish_reason=%s)", label, finish_reason)
+                elif finish_reason == "length" and self.warn_truncated:
+                    log.warning("%s: answer cut at max_new_tokens (%d); raise it for complete answers", label,
+                                request.body.get(s.max_tokens_param, 0))
+                self._write_cache(request, reply, content)
                 return content
             if abort.wait(delay):
                 raise _Aborted(label)
@@ -305,16 +307,88 @@ class APIChatModel(LanguageModel):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
-            log.warning("model %s: ignoring unreadable cache file %s (%s)", self.spec.name, path, e)
+            log.warning("%s: ignoring unreadable cache file %s (%s)", self.owner, path, e)
             return None
         content = record.get("content") if isinstance(record, dict) else None
         return content if isinstance(content, str) else None
 
-    def _write_cache(self, key: str, body: dict, reply: dict, content: str) -> None:
-        record = {"key": key, "model": self.spec.name, "url": self.url, "request": body, "content": content,
+    def _write_cache(self, request: ChatRequest, reply: dict, content: str) -> None:
+        stored = request.body if request.record is None else request.record
+        record = {"key": request.key, self.kind: self.name, "url": self.url, "request": stored, "content": content,
                   "response": reply, "cached_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        with atomic_path(self._cache_path(key)) as tmp:
+        with atomic_path(self._cache_path(request.key)) as tmp:
             tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+class APIChatModel(LanguageModel):
+    def __init__(self, spec: ModelSpec, settings: APISettings):
+        chat = spec.chat
+        if not chat.use_template or chat.thinking is not None or chat.template_kwargs:
+            raise ValueError(
+                f"model {spec.name}: an API server applies its own chat template, so chat.use_template, "
+                "chat.thinking and chat.template_kwargs do not apply; pass provider parameters through "
+                "api.extra_body instead (e.g. reasoning_effort, or chat_template_kwargs for vLLM)"
+            )
+        self.spec = spec
+        self.settings = settings
+        cache_dir = Path(settings.cache_dir) if settings.cache_dir else CACHE_ROOT / spec.name
+        self.client = ChatClient("model", spec.name, settings, cache_dir)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> APIChatModel:
+        return cls(spec, APISettings.from_spec(spec))
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.client.cache_dir
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.client.stats
+
+    # --- the LanguageModel interface -------------------------------------------------------------
+
+    def prompt(self, user_text: str) -> str:
+        return user_text  # the server wraps it in the chat template; see `messages`
+
+    def continuation(self, text: str) -> str:
+        return text
+
+    def token_length(self, text: str) -> int:
+        return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[Continuation]:
+        raise NotImplementedError(
+            f"model {self.spec.name}: chat-completion APIs cannot provide the log-likelihood of a given "
+            "continuation, so API models cannot be probed in loglik mode; use mode: generate "
+            "(probe_mode: generate on the model entry)"
+        )
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        requests = []
+        for prompt in prompts:
+            body = self.request_body(prompt, max_new_tokens)
+            key = self.request_key(body)
+            requests.append(ChatRequest(body, key, f"request {key[:12]} (user message {_preview(body)})"))
+        return self.client.answer(requests)
+
+    # --- requests ----------------------------------------------------------------------------------
+
+    def messages(self, user_text: str) -> list[dict[str, str]]:
+        messages = [{"role": "user", "content": user_text}]
+        if self.spec.chat.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.spec.chat.system_prompt})
+        return messages
+
+    def request_body(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+        return self.client.body(self.spec.source, self.messages(prompt), max_new_tokens)
+
+    def request_key(self, body: dict[str, Any]) -> str:
+        return self.client.key(body)
 
 
 def parse_reply(raw: bytes, api_key: str | None = None) -> tuple[dict, str]:
@@ -393,6 +467,13 @@ def _redact(text: str, api_key: str | None) -> str:
 def _clip(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _no_text(reply: dict) -> str:
+    """Why a reply holds no text, with the fix when there is one."""
+    reason = reply["choices"][0].get("finish_reason")
+    hint = "; raise max_new_tokens (reasoning models spend part of it thinking)" if reason == "length" else ""
+    return f"no text in the reply (finish_reason={reason}){hint}"
 
 
 def _preview(body: dict) -> str:

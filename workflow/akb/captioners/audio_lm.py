@@ -1,21 +1,28 @@
 """The `audio-lm` captioner: an audio LLM from transformers, asked to describe each clip.
 
-The paper's configuration is Qwen/Qwen2-Audio-7B-Instruct. Supported checkpoints, by the
-`model_type` of their config:
+Supported checkpoints, by the `model_type` of their config:
 
-  * `qwen2_audio`: Qwen2-Audio (Qwen2AudioForConditionalGeneration);
+  * `qwen2_audio`: Qwen2-Audio (Qwen2AudioForConditionalGeneration), e.g.
+    Qwen/Qwen2-Audio-7B-Instruct;
   * `qwen2_5_omni`: a full Qwen2.5-Omni checkpoint, of which only the thinker (the part that writes
     text) is loaded: the talker and token2wav that speak are never built;
-  * `qwen2_5_omni_thinker`: a thinker saved on its own.
+  * `qwen2_5_omni_thinker`: a thinker saved on its own;
+  * `qwen3_omni_moe`: a Qwen3-Omni checkpoint (Qwen3OmniMoeForConditionalGeneration), of which only
+    the thinker is loaded (no talker, no code2wav). The AKB paper's "Omni" captioner,
+    Qwen/Qwen3-Omni-30B-A3B-Captioner, is one: a fine-tuned Qwen3-Omni-30B-A3B-Instruct whose model
+    card says it takes one audio clip and no text at all, so for this family the default request is
+    the clip alone (an explicit `prompt` is still sent, for the Instruct and Thinking checkpoints);
+  * `qwen3_omni_moe_thinker`: a Qwen3-Omni thinker saved on its own.
 
 Each clip goes through the checkpoint's own processor and chat template: one user turn holding the
-clip and the prompt, nothing hard-coded about the model's special tokens. Generation is greedy;
-within a call clips are sorted by length (longest first, so a batch that runs out of memory does
-so at once) and generated in sub-batches of `batch_size`, with left padding; captions come back in
-input order.
+clip and the prompt (or the clip alone), nothing hard-coded about the model's special tokens.
+Generation is greedy (the Captioner's card samples; greedy keeps captions reproducible); within a
+call clips are sorted by length (longest first, so a batch that runs out of memory does so at once)
+and generated in sub-batches of `batch_size`, with left padding; captions come back in input order.
 
-Both families read at most 30 s of audio (their Whisper feature extractor's window): longer clips
-are cut to their first 30 s, with a warning naming how many were cut.
+A clip is heard up to the feature extractor's window (`n_samples`: 30 s for Qwen2-Audio, 300 s for
+the Omni checkpoints): longer clips are cut to it here, whatever the processor version would do,
+with a warning naming how many were cut.
 """
 
 from __future__ import annotations
@@ -40,14 +47,25 @@ DEFAULT_PROMPT = (
 DEFAULT_MAX_NEW_TOKENS = 256
 # ChatML's end of turn: Qwen chat models end a reply with it, whatever their tokenizer calls `eos`.
 END_OF_TURN = "<|im_end|>"
-SUPPORTED_MODEL_TYPES = ("qwen2_audio", "qwen2_5_omni", "qwen2_5_omni_thinker")
+SUPPORTED_MODEL_TYPES = (
+    "qwen2_audio", "qwen2_5_omni", "qwen2_5_omni_thinker", "qwen3_omni_moe", "qwen3_omni_moe_thinker",
+)
+# Families whose default request is the clip alone: Qwen3-Omni-30B-A3B-Captioner takes no text.
+AUDIO_ONLY_MODEL_TYPES = ("qwen3_omni_moe", "qwen3_omni_moe_thinker")
+
+
+def default_prompt(model_type: str) -> str | None:
+    """The request sent with each clip when the config names none: None (the clip alone) for the
+    Qwen3-Omni family, a request for a detailed description otherwise."""
+    return None if model_type in AUDIO_ONLY_MODEL_TYPES else DEFAULT_PROMPT
 
 
 class AudioLMCaptioner(Captioner):
     """Captions from an audio LLM (a transformers model and its processor).
 
     `caption` takes clips at `self.sample_rate`, the processor's feature-extractor rate (16 kHz for
-    the supported families): `akb.caption.caption_items` loads (and resamples) them at that rate."""
+    the supported families): `akb.caption.caption_items` loads (and resamples) them at that rate.
+    `prompt` None is the model type's default (`default_prompt`); a prompt given must hold text."""
 
     name = "audio-lm"
 
@@ -55,13 +73,17 @@ class AudioLMCaptioner(Captioner):
         self,
         model,
         processor,
-        prompt: str = DEFAULT_PROMPT,
+        prompt: str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         device: torch.device | str | None = None,
         batch_size: int | None = None,
     ):
-        if not prompt or not prompt.strip():
-            raise ValueError("audio-lm captioner: the prompt is empty")
+        if prompt is None:
+            prompt = default_prompt(getattr(model.config, "model_type", ""))
+            if prompt is None:
+                log.info("audio-lm captioner: each clip is sent alone, with no text (the model type's default)")
+        elif not prompt.strip():
+            raise ValueError("audio-lm captioner: the prompt is empty (leave it out for the model's default)")
         if max_new_tokens < 1:
             raise ValueError(f"audio-lm captioner: max_new_tokens must be >= 1, got {max_new_tokens}")
         if batch_size is not None and batch_size < 1:
@@ -74,7 +96,7 @@ class AudioLMCaptioner(Captioner):
         self.batch_size = batch_size  # clips per generate call; None: the whole call at once
         extractor = processor.feature_extractor
         self.sample_rate = int(extractor.sampling_rate)
-        self.max_samples = getattr(extractor, "n_samples", None)  # the extractor's window (30 s)
+        self.max_samples = getattr(extractor, "n_samples", None)  # the extractor's window
         tokenizer = processor.tokenizer
         self.eos_token_ids = _eos_token_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
@@ -85,7 +107,7 @@ class AudioLMCaptioner(Captioner):
     def from_pretrained(
         cls,
         source: str | Path = DEFAULT_SOURCE,
-        prompt: str = DEFAULT_PROMPT,
+        prompt: str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         dtype: str = "auto",
         device: str = "auto",
@@ -93,7 +115,8 @@ class AudioLMCaptioner(Captioner):
         revision: str | None = None,
     ) -> AudioLMCaptioner:
         """Load a hub id or a local directory (model, processor, chat template). dtype "auto" is
-        bf16 on a GPU that supports it (fp16 on older ones) and fp32 on CPU."""
+        bf16 on a GPU that supports it (fp16 on older ones) and fp32 on CPU. On a GPU the weights
+        are loaded straight onto it (a 30B Omni checkpoint need not fit in host memory first)."""
         from transformers import AutoConfig, AutoProcessor
 
         from akb.models.hf import pick_device, pick_dtype
@@ -114,19 +137,25 @@ class AudioLMCaptioner(Captioner):
             )
         try:
             processor = AutoProcessor.from_pretrained(source, revision=revision)
-            model = _load_model(model_type, source, torch_dtype, revision)
+            model = _load_model(model_type, source, torch_dtype, torch_device, revision)
         except OSError as e:  # a directory without weights or processor files
             raise FileNotFoundError(f"audio-lm captioner: cannot load {source!r}: {e}") from e
+        except ImportError as e:  # the Omni processors build their video half, which needs torchvision
+            reason = str(e).strip().splitlines()[0]
+            raise ValueError(
+                f"audio-lm captioner: cannot load {source!r}: a package it needs is missing ({reason}); "
+                "Qwen2.5-Omni and Qwen3-Omni processors need torchvision (the build matching your torch)"
+            ) from e
         return cls(model, processor, prompt, max_new_tokens, torch_device, batch_size)
 
     def _prompt_text(self) -> str:
         """The chat-formatted prompt of one clip, rendered by the checkpoint's own template. The
         audio entry carries both a type and an `audio` key: Qwen2-Audio's template tests for the
-        key, Qwen2.5-Omni's for the type."""
-        conversation = [{
-            "role": "user",
-            "content": [{"type": "audio", "audio": "clip"}, {"type": "text", "text": self.prompt}],
-        }]
+        key, the Omni templates for the type. Without a prompt the user turn holds the clip alone."""
+        content = [{"type": "audio", "audio": "clip"}]
+        if self.prompt is not None:
+            content.append({"type": "text", "text": self.prompt})
+        conversation = [{"role": "user", "content": content}]
         owner = self.processor if getattr(self.processor, "chat_template", None) else self.processor.tokenizer
         if not getattr(owner, "chat_template", None):
             raise ValueError("audio-lm captioner: the processor has no chat template")
@@ -150,6 +179,9 @@ class AudioLMCaptioner(Captioner):
                     len(cut), len(clips), self.max_samples / self.sample_rate, max(cut),
                     self.max_samples / self.sample_rate,
                 )
+            # Cut here, not in the processor: Qwen3-Omni's processor does not truncate in every
+            # transformers version, and a clip must be heard the same way whichever is installed.
+            clips = [c[: self.max_samples] for c in clips]
         order = sorted(range(len(clips)), key=lambda i: -clips[i].size)  # stable: ties keep input order
         step = self.batch_size or max(len(clips), 1)
         captions: list[str] = [""] * len(clips)
@@ -214,21 +246,26 @@ def _check_local(source: str) -> None:
         raise FileNotFoundError(f"audio-lm captioner: cannot load {source!r}: no config.json in the directory")
 
 
-def _load_model(model_type: str, source: str, dtype: torch.dtype, revision: str | None):
+def _load_model(model_type: str, source: str, dtype: torch.dtype, device: torch.device, revision: str | None):
+    import transformers
+
+    # A GPU gets the weights directly; on CPU they load where they are anyway.
+    options = {"dtype": dtype, "revision": revision}
+    if device.type != "cpu":
+        options["device_map"] = device  # one device: no accelerate hooks, the model is simply there
     if model_type == "qwen2_audio":
-        from transformers import Qwen2AudioForConditionalGeneration
-
-        return Qwen2AudioForConditionalGeneration.from_pretrained(source, dtype=dtype, revision=revision)
+        return transformers.Qwen2AudioForConditionalGeneration.from_pretrained(source, **options)
     if model_type == "qwen2_5_omni_thinker":
-        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(source, dtype=dtype, revision=revision)
-    from transformers import Qwen2_5OmniForConditionalGeneration
-
-    # enable_audio_output=False: the speech half (talker, token2wav) is not built; its weights are skipped.
-    full = Qwen2_5OmniForConditionalGeneration.from_pretrained(
-        source, dtype=dtype, revision=revision, enable_audio_output=False
+        return transformers.Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(source, **options)
+    if model_type == "qwen3_omni_moe_thinker":
+        return transformers.Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(source, **options)
+    full_class = (
+        transformers.Qwen3OmniMoeForConditionalGeneration if model_type == "qwen3_omni_moe"
+        else transformers.Qwen2_5OmniForConditionalGeneration
     )
+    # enable_audio_output=False: the speech half (talker and token2wav or code2wav) is not built,
+    # whatever the checkpoint's config says; any weights of it are skipped.
+    full = full_class.from_pretrained(source, enable_audio_output=False, **options)
     return full.thinker
 
 
@@ -322,6 +359,6 @@ def tiny_qwen2_audio(seed: int = 0):
 
 
 __all__ = [
-    "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PROMPT", "DEFAULT_SOURCE", "SUPPORTED_MODEL_TYPES",
-    "AudioLMCaptioner", "tiny_qwen2_audio",
+    "AUDIO_ONLY_MODEL_TYPES", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PROMPT", "DEFAULT_SOURCE", "SUPPORTED_MODEL_TYPES",
+    "AudioLMCaptioner", "default_prompt", "tiny_qwen2_audio",
 ]

@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/readiness.smk"  # model jobs wait for results/readiness.json
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/cascade.smk"

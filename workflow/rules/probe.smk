@@ -19,6 +19,7 @@ rule probe_model:
     input:
         bank=BANK_FILE,
         model=model_files,
+        ready=ancient(READINESS),
     output:
         shard_path("results/probe/{model}/{bank}.jsonl", PROBE_SHARDS),
     log:

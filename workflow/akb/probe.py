@@ -16,7 +16,7 @@ from tqdm import tqdm
 from akb.data.items import MCQItem
 from akb.io import PartialJsonl
 from akb.models.base import LanguageModel
-from akb.prompts import lettered_question, loglik_context, with_description
+from akb.prompts import PROMPT_STYLES, loglik_context, with_description
 from akb.scoring import extract_choice
 
 log = logging.getLogger(__name__)
@@ -74,15 +74,18 @@ def probe_plan(
     mode: str,
     batch_size: int,
     descriptions: dict[str, str] | None = None,
+    style: str = "lettered",
 ) -> tuple[list[str], list[list[int]], int]:
     """The prompts of the items, the batches (indices into `items`, in run order) a probe cuts them
-    into, and the items per batch (in loglik mode each item takes one sequence per option)."""
+    into, and the items per batch (in loglik mode each item takes one sequence per option).
+    `style` (akb.prompts.PROMPT_STYLES) writes the question for generation."""
     described = {} if descriptions is None else descriptions
     missing = [item.id for item in items if descriptions is not None and item.id not in described]
     if missing:
         raise ValueError(f"no description for {len(missing)} item(s), e.g. {missing[:3]}")
     if mode == "generate":
-        prompts = [model.item_prompt(item, with_description(lettered_question(item), described.get(item.id)))
+        question = PROMPT_STYLES[style].question
+        prompts = [model.item_prompt(item, with_description(question(item), described.get(item.id)))
                    for item in items]
         lengths = [model.token_length(p) for p in prompts]
         per_batch = batch_size
@@ -108,6 +111,7 @@ def probe(
     max_new_tokens: int = 32,
     descriptions: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    style: str = "lettered",
 ) -> None:
     """Write one prediction row per item to `out_path`, resuming from `<out_path>.partial`.
 
@@ -116,7 +120,9 @@ def probe(
     `descriptions` (item id -> text) puts a description of each item's audio before its question:
     the cascade evaluation, where a caption stands in for the clip. `errors` (item id -> message)
     marks items that cannot be put to the model (e.g. a clip too short to cut): each gets a row with
-    the error, counted wrong, and the model never sees it."""
+    the error, counted wrong, and the model never sees it. `style` writes generated questions
+    (akb.prompts.PROMPT_STYLES); the model's spec should carry the style's system prompt
+    (akb.prompts.styled_spec)."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
     partial = PartialJsonl(out_path)
@@ -126,7 +132,7 @@ def probe(
                    for item in items if item.id in errors and not partial.done(item.id))
     all_ids = [item.id for item in items]
     items = [item for item in items if item.id not in errors]
-    prompts, batches, _ = probe_plan(model, items, mode, batch_size, descriptions)
+    prompts, batches, _ = probe_plan(model, items, mode, batch_size, descriptions, style)
     done = sum(partial.done(item.id) for item in items)
     with tqdm(total=len(items), initial=done, desc=f"probe {model.spec.name}", unit="item") as bar:
         for batch in batches:

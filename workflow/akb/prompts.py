@@ -1,10 +1,20 @@
-"""How a multiple-choice item is put to a language model."""
+"""How a multiple-choice item is put to a language model.
+
+Two conventions for generated answers (`PROMPT_STYLES`): `lettered`, the project's default (options
+as "(A) text" lines, answer with a letter: one token to read, the same form for every benchmark and
+bank), and `desta`, the prompt DeSTA2.5-Audio's authors use for MMAU and MMAR (options quoted in one
+sentence, a system prompt asking for 'The correct answer is: "..."'), to compare with their numbers.
+Log-likelihood scoring has one context for both (`loglik_context`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from akb.data.items import MCQItem
 
 GENERATE_INSTRUCTION = "Answer with the letter of the correct option."
+DESTA_SYSTEM_PROMPT = 'Focus on the audio clip and instruction. Put your answer in the format "The correct answer is: "___" ".'
 
 
 def lettered_question(item: MCQItem, instruction: str = GENERATE_INSTRUCTION) -> str:
@@ -25,3 +35,38 @@ def with_description(text: str, description: str | None) -> str:
     if description is None:
         return text
     return f"Description of the audio clip: {description}\n\n{text}"
+
+
+def desta_question(item: MCQItem) -> str:
+    """The question, then 'Choose from the following options: "a", "b" or "c"' (DeSTA2.5's MMAU/MMAR form)."""
+    quoted = [f'"{choice}"' for choice in item.choices]
+    options = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+    return f"{item.question}\nChoose from the following options: {options}"
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    """How a question is written for generation, and the system prompt that goes with it."""
+
+    question: Callable[[MCQItem], str]
+    system_prompt: str | None = None
+
+
+PROMPT_STYLES = {
+    "lettered": PromptStyle(lettered_question),
+    "desta": PromptStyle(desta_question, DESTA_SYSTEM_PROMPT),
+}
+
+
+def styled_spec(spec, style: str):
+    """The model's spec with the style's system prompt; a model that sets its own different one is
+    an error rather than a silent choice between the two."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; one of {sorted(PROMPT_STYLES)}")
+    system = PROMPT_STYLES[style].system_prompt
+    if system is None or spec.chat.system_prompt == system:
+        return spec
+    if spec.chat.system_prompt:
+        raise ValueError(f"model {spec.name}: chat.system_prompt is set, and prompt style {style!r} brings its "
+                         "own; unset one of them")
+    return replace(spec, chat=replace(spec.chat, system_prompt=system))

@@ -53,12 +53,12 @@ def parse_shard(text: str) -> Shard:
 
 
 def probe_batches(model: LanguageModel, items: list[MCQItem], mode: str, batch_size: int,
-                  descriptions: dict[str, str] | None = None) -> tuple[list[list[int]], int]:
+                  descriptions: dict[str, str] | None = None, style: str = "lettered") -> tuple[list[list[int]], int]:
     """The batches (indices into `items`, in run order) probe() cuts these items into, and its items
     per batch."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
-    _, batches, per_batch = probe_plan(model, items, mode, batch_size, descriptions)
+    _, batches, per_batch = probe_plan(model, items, mode, batch_size, descriptions, style)
     return batches, per_batch
 
 
@@ -69,12 +69,13 @@ def shard_items(
     mode: str,
     batch_size: int,
     descriptions: dict[str, str] | None = None,
+    style: str = "lettered",
 ) -> tuple[list[MCQItem], int]:
     """The items of one shard, in file order, and the batch size that makes probe() cut them into
     the unsharded run's batches. (In loglik mode probe() puts batch_size // (most options of any
     item) items in a batch; a shard without the items with most options needs a smaller batch_size
     for the same items per batch.)"""
-    batches, per_batch = probe_batches(model, items, mode, batch_size, descriptions)
+    batches, per_batch = probe_batches(model, items, mode, batch_size, descriptions, style)
     chosen = sorted(i for b, batch in enumerate(batches) if b % shard.count == shard.index - 1 for i in batch)
     subset = [items[i] for i in chosen]
     return subset, (batch_size if mode == "generate" else per_batch * most_choices(subset))
@@ -89,11 +90,12 @@ def probe_shard(
     max_new_tokens: int = 32,
     descriptions: dict[str, str] | None = None,
     shard: Shard | None = None,
+    style: str = "lettered",
 ) -> None:
     """probe() on one shard's items (all of them when `shard` is None); resumable like probe()."""
     if shard is not None:
-        items, batch_size = shard_items(model, items, shard, mode, batch_size, descriptions)
-    probe(model, items, out_path, mode, batch_size, max_new_tokens, descriptions=descriptions)
+        items, batch_size = shard_items(model, items, shard, mode, batch_size, descriptions, style)
+    probe(model, items, out_path, mode, batch_size, max_new_tokens, descriptions=descriptions, style=style)
 
 
 def shard_path(path: str, count: int, shard: int | str = "{shard}") -> str:

@@ -65,20 +65,27 @@ def probe_metrics(score_files: list[Path], labels: dict[str, dict], bank_label: 
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
-def audio_metrics(score_files: list[Path], labels: dict[str, dict], modality: str) -> pd.DataFrame:
+def audio_metrics(score_files: list[Path], labels: dict[str, dict], modality: str,
+                  main_captioner: str | None = None) -> pd.DataFrame:
     """Long metrics from audio-benchmark scores: "{benchmark} ({modality})" per model and
     "{benchmark} {domain} ({modality})" per domain (the axes of Figure 3). modality "Text" is the
-    cascade (tagged "Text, {captioner}" when several captioners ran), "Audio" the audio-grounded LLMs.
-    The benchmark, domain and captioner of each row are kept in their own columns."""
+    cascade: the main captioner's (default: the only one) are the headline "{benchmark} (Text)" as in
+    the paper's Figure 2; another captioner's are tagged "Text, {captioner}" and of kind "captioner",
+    so they stay out of Figure 2. "Audio" is the audio-grounded LLMs. The benchmark, domain and
+    captioner of each row are kept in their own columns."""
     scores = [json.loads(Path(path).read_text()) for path in score_files]
-    several = modality == "Text" and len({s["captioner"] for s in scores}) > 1
+    captioners = list(dict.fromkeys(s["captioner"] for s in scores))
+    if main_captioner is None and len(captioners) == 1:
+        main_captioner = captioners[0]
     rows = []
     for s in scores:
-        tag = f"{modality}, {s['captioner']}" if several else modality
+        main = modality != "Text" or s["captioner"] == main_captioner
+        tag = modality if main else f"{modality}, {s['captioner']}"
         label = labels[s["model"]]["label"]
         where = {"benchmark": s["benchmark"], "modality": modality,
                  "captioner": s["captioner"] if modality == "Text" else None}
-        rows += [r | where | {"domain": None} for r in _metric_rows(label, [("headline", f"{s['benchmark']} ({tag})", s)])]
+        kind = "headline" if main else "captioner"
+        rows += [r | where | {"domain": None} for r in _metric_rows(label, [(kind, f"{s['benchmark']} ({tag})", s)])]
         for domain, d_s in s["by_domain"].items():
             groups = [("domain", f"{s['benchmark']} {domain} ({tag})", d_s)]
             rows += [r | where | {"domain": domain} for r in _metric_rows(label, groups)]
@@ -129,8 +136,10 @@ def build_study_figures(metrics_long: Path, figures_dir: Path, tables_dir: Path,
         points = domain_points(long)
         text = long[long["modality"] == "Text"]
         grounded = set(long.loc[long["modality"] == "Audio", "benchmark"])
+        audio_models = set(long.loc[long["modality"] == "Audio", "model"])
         for benchmark, captioner in text[["benchmark", "captioner"]].drop_duplicates().itertuples(index=False):
-            if benchmark in grounded:  # an empty panel says so when no backbone also ran the cascade
+            fed = set(text.loc[text["captioner"] == captioner, "model"])
+            if benchmark in grounded and fed & audio_models:  # a grounded backbone read these captions
                 plot_domain_scatter(points[points["captioner"] == captioner], benchmark,
                                     figures_dir / scatter_stem(benchmark, captioner),
                                     title_note=f"{captioner} captions vs audio")

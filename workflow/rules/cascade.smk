@@ -22,6 +22,26 @@ rule generate_synthetic:
         "--n-train {params.n_train} --speech-engine {params.engine} > {log} 2>&1"
 
 
+rule import_hf_benchmark:
+    """A Hugging Face copy of an audio benchmark (audio embedded in parquet) in the official layout."""
+    output:
+        directory("resources/benchmarks/{benchmark}"),
+    log:
+        "logs/benchmarks/{benchmark}_import.log",
+    params:
+        source=lambda w: AUDIO_BENCHMARKS[w.benchmark]["source"],
+        split=lambda w: AUDIO_BENCHMARKS[w.benchmark]["split"],
+        kind=lambda w: AUDIO_BENCHMARKS[w.benchmark]["kind"],
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/audio.yaml"
+    shell:
+        "python -m akb import-hf-benchmark --source {params.source:q} --split {params.split:q} "
+        "--kind {params.kind} --out-dir {output} > {log} 2>&1"
+
+
 rule validate_audio_benchmark:
     """Every item checked (ids, answers, 2-8 choices, clips present and readable) before any model runs."""
     input:
@@ -44,6 +64,7 @@ rule caption_benchmark:
         audio_benchmark_inputs,
         captioner_files,
         validation="results/benchmarks/{benchmark}/validation.json",
+        ready=ancient(READINESS),
     output:
         "results/captions/{captioner}/{benchmark}.jsonl",
     log:
@@ -71,6 +92,7 @@ rule cascade_model:
         audio_benchmark_inputs,
         captions="results/captions/{captioner}/{benchmark}.jsonl",
         model=model_files,
+        ready=ancient(READINESS),
     output:
         shard_path("results/cascade/{captioner}/{model}/{benchmark}.jsonl", CASCADE_SHARDS),
     log:
@@ -78,7 +100,7 @@ rule cascade_model:
     params:
         args=audio_benchmark_args,
         model=model_json("cascade"),
-        mode=lambda w: probe_settings(config, w.model)["mode"],
+        mode=cascade_mode,
         batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
     threads: model_resource("threads", "cascade")

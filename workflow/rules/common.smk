@@ -10,9 +10,15 @@ from snakemake.exceptions import WorkflowError
 WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 sys.path.insert(0, str(WORKFLOW_DIR))
 
+from akb.captioners.api import caption_prompt_path
 from akb.captioners.file import caption_file_path
-from akb.config import ConfigError, model_entry, probe_settings, stage_entry, stage_resources, validate_config
+from akb.config import (
+    ConfigError, cascade_pairs, main_captioner, model_entry, probe_settings, stage_entry, stage_resources,
+    validate_config,
+)
 from akb.data.bank import resolve_source, taxonomy_categories
+from akb.data.hf_bench import METADATA_NAME as HF_METADATA_NAME, is_hf_source
+from akb.data.fetch import fetch_paths
 from akb.diagnostics import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
 from akb.models.base import ModelSpec
@@ -39,7 +45,10 @@ PROBE_MODELS = config["probe"]["models"] or ALL_MODELS
 # The cascade runs when audio benchmarks and captioners are configured.
 AUDIO_BENCHMARKS = {b["name"]: b for b in config["audio_benchmarks"]}
 CAPTIONERS = {c["name"]: c for c in config["captioners"]}
-CASCADE_MODELS = (config["cascade"]["models"] or ALL_MODELS) if AUDIO_BENCHMARKS and CAPTIONERS else []
+# (captioner, model) pairs: a captioner may name the LLMs its captions go to (the paper's pairings).
+CASCADE_PAIRS = cascade_pairs(config)
+CASCADE_MODELS = list(dict.fromkeys(m for _, m in CASCADE_PAIRS))
+MAIN_CAPTIONER = main_captioner(config)
 SYNTHETIC_DIR = "resources/synthetic"
 
 # The audio-grounded stage: each backbone becomes an audio LLM evaluated on these benchmarks.
@@ -51,9 +60,22 @@ if GROUNDED_MODELS and GROUNDED["distill"]["seeds"] == "synthetic" and not confi
                         "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
 
 
+def imported_benchmark_dir(name):
+    """Where a Hugging Face copy of benchmark `name` is written in the official layout."""
+    return f"resources/benchmarks/{name}"
+
+
 def audio_benchmark_file(name):
     source = AUDIO_BENCHMARKS[name]["source"]
-    return f"{SYNTHETIC_DIR}/test.json" if source == "synthetic" else source
+    if source == "synthetic":
+        return f"{SYNTHETIC_DIR}/test.json"
+    return f"{imported_benchmark_dir(name)}/{HF_METADATA_NAME}" if is_hf_source(source) else source
+
+
+def fetched_benchmark_paths(name):
+    """The metadata file and clip folder the fetch job of benchmark `name` writes."""
+    entry = AUDIO_BENCHMARKS[name]
+    return fetch_paths(entry["source"], entry["fetch"])
 
 
 def audio_benchmark_inputs(wildcards):
@@ -61,6 +83,10 @@ def audio_benchmark_inputs(wildcards):
     is reported by the job, so the study can be planned without it)."""
     if AUDIO_BENCHMARKS[wildcards.benchmark]["source"] == "synthetic":
         return [SYNTHETIC_DIR]
+    if is_hf_source(AUDIO_BENCHMARKS[wildcards.benchmark]["source"]):
+        return [imported_benchmark_dir(wildcards.benchmark)]
+    if AUDIO_BENCHMARKS[wildcards.benchmark]["fetch"]:  # always: so the fetch job is planned
+        return [str(p) for p in fetched_benchmark_paths(wildcards.benchmark)]
     path = audio_benchmark_file(wildcards.benchmark)
     return [path] if Path(path).is_file() else []
 
@@ -83,6 +109,7 @@ def captioner_entry(name):
 def captioner_json(wildcards):
     entry = dict(CAPTIONERS[wildcards.captioner])
     entry.pop("resources")  # scheduling only: changing it must not rerun the captions
+    entry.pop("models", None)  # who reads the captions does not change them
     if entry["backend"] == "file":
         entry["path"] = str(caption_file_path(entry["path"], wildcards.benchmark))
     return json.dumps(entry)
@@ -95,6 +122,9 @@ def captioner_files(wildcards):
     if entry["backend"] == "file":  # a missing file is reported by the job, so the study can be planned
         path = json.loads(captioner_json(wildcards))["path"]
         return [path] if Path(path).is_file() else []
+    if entry["backend"] == "api":  # its prompt file (editing it re-asks every clip); `source` is a model id
+        path = caption_prompt_path(entry)
+        return [str(path)] if path is not None and path.is_file() else []
     return local_model_files(entry.get("source"))
 
 
@@ -107,10 +137,7 @@ def local_model_files(source):
 
 
 def cascade_score_files():
-    return expand(
-        "results/cascade/{captioner}/{model}/{benchmark}_scores.json",
-        captioner=CAPTIONERS, model=CASCADE_MODELS, benchmark=AUDIO_BENCHMARKS,
-    )
+    return [f"results/cascade/{c}/{m}/{b}_scores.json" for c, m in CASCADE_PAIRS for b in AUDIO_BENCHMARKS]
 
 
 def model_json(stage, wildcard="model"):
@@ -227,8 +254,26 @@ def transcribe_resource(key, job):
     return stage_resources(TRANSCRIBE["resources"], job, ("train",))[key]
 
 
+def with_prompt_style(mode, stage):
+    """A cascade or evaluation job's `--mode` value, followed by `--prompt-style` unless the style is
+    the default: configs that leave the style out run exactly the commands they ran before it
+    existed, so their finished jobs are not rerun."""
+    style = config["cascade"]["prompt_style"]
+    if stage == "evaluate":
+        style = GROUNDED["evaluate"].get("prompt_style") or style
+    return mode if style == "lettered" else f"{mode} --prompt-style {style}"
+
+
+def cascade_mode(wildcards):
+    return with_prompt_style(probe_settings(config, wildcards.model)["mode"], "cascade")
+
+
 def grounded_mode(wildcards):
     return GROUNDED["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
+
+
+def evaluate_mode(wildcards):
+    return with_prompt_style(grounded_mode(wildcards), "evaluate")
 
 
 def grounded_score_files(kind="scores"):
@@ -263,15 +308,16 @@ HEADLINE_FIGURES = (
 )
 
 
-# Figure 3 for this run: cascade against audio-grounded accuracy per domain, per benchmark and captioner.
+# Figure 3 for this run: cascade against audio-grounded accuracy per domain, per benchmark and
+# captioner, for the captioners whose captions at least one grounded backbone answered from.
 SCATTER_FIGURES = {
     f"scatter_{b}_{c}": report(
         f"results/figures/{scatter_stem(audio_benchmark_label(b), c)}.png",
         caption=str(WORKFLOW_DIR / "report/scatter.rst"),
         category="Figures",
     )
-    for b in (GROUNDED_BENCHMARKS if CASCADE_MODELS else [])
-    for c in CAPTIONERS
+    for b in GROUNDED_BENCHMARKS
+    for c in dict.fromkeys(c for c, m in CASCADE_PAIRS if m in GROUNDED_MODELS)
 }
 
 

@@ -12,6 +12,7 @@ rule diagnose_condition:
         validation="results/benchmarks/{benchmark}/validation.json",
         checkpoint="results/grounded/{model}/checkpoint",
         model=model_files,
+        ready=ancient(READINESS),
     output:
         "results/diagnostics/{model}/{benchmark}/{condition}.jsonl",
     log:
@@ -20,7 +21,7 @@ rule diagnose_condition:
         args=audio_benchmark_args,
         model=model_json("diagnose"),
         grounded=grounded_json(),
-        mode=grounded_mode,
+        mode=evaluate_mode,
         batch_size=GROUNDED["evaluate"]["batch_size"],
         max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
         min_samples=config["diagnostics"]["min_fragment_samples"],

@@ -17,7 +17,8 @@ rule collect_metrics:
     params:
         labels=model_labels(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
         bank_label=BANK_LABEL,
-        cascade=lambda w, input: f"--cascade-scores {' '.join(input.cascade)}" if input.cascade else "",
+        cascade=lambda w, input: (f"--cascade-scores {' '.join(input.cascade)} --main-captioner {MAIN_CAPTIONER}"
+                                  if input.cascade else ""),
         grounded=lambda w, input: f"--grounded-scores {' '.join(input.grounded)}" if input.grounded else "",
     conda:
         "../../envs/figures.yaml"

@@ -7,6 +7,7 @@ rule distill_data:
     input:
         grounded_seed_inputs,
         model=model_files,
+        ready=ancient(READINESS),
     output:
         "results/grounded/{model}/distill.jsonl",
     log:
@@ -42,6 +43,7 @@ rule transcribe_training_clips:
     input:
         grounded_seed_inputs,
         grounded_encoder_files,
+        ready=ancient(READINESS),
     output:
         TRAIN_TRANSCRIPTS,
     log:
@@ -70,6 +72,7 @@ rule transcribe_benchmark:
         audio_benchmark_inputs,
         grounded_encoder_files,
         validation="results/benchmarks/{benchmark}/validation.json",
+        ready=ancient(READINESS),
     output:
         "results/transcripts/{benchmark}/{condition}.jsonl",
     log:
@@ -101,6 +104,7 @@ rule train_lalm:
         transcript_inputs,
         distill="results/grounded/{model}/distill.jsonl",
         model=model_files,
+        ready=ancient(READINESS),
     output:
         directory("results/grounded/{model}/checkpoint"),
     log:
@@ -131,6 +135,7 @@ rule evaluate_lalm:
         validation="results/benchmarks/{benchmark}/validation.json",
         checkpoint="results/grounded/{model}/checkpoint",
         model=model_files,
+        ready=ancient(READINESS),
     output:
         "results/grounded/{model}/{benchmark}.jsonl",
     log:
@@ -140,7 +145,7 @@ rule evaluate_lalm:
         model=model_json("evaluate"),
         grounded=grounded_json(),
         transcripts=transcript_option,
-        mode=grounded_mode,
+        mode=evaluate_mode,
         batch_size=GROUNDED["evaluate"]["batch_size"],
         max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
     threads: model_resource("threads", "evaluate")

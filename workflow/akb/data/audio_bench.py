@@ -20,6 +20,7 @@ purpose).
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ FORMATS = {
 }
 HIDDEN_FIELDS = ("thinking", "cue", "rubric")
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
-CHECK_AUDIO = ("header", "decode")
+CHECK_AUDIO = ("header", "decode", "none")  # none: metadata only (akb.readiness counts the clips itself)
 ON_BAD_ITEM = ("error", "skip")
 SHOWN_PROBLEMS = 20
 
@@ -122,6 +123,8 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tu
 
 
 def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
+    if check_audio == "none":
+        return []
     try:
         if check_audio == "header":
             audio_duration(item.audio)
@@ -205,13 +208,29 @@ def prediction_text(item: MCQItem, output: str | None) -> tuple[str, str]:
 
     A letter answer ("B", "(b)", "The answer is B") becomes its option's text, since the official
     string_match scores a bare letter wrong. Any other output is kept as the model said it
-    (reasoning blocks removed) and judged by string_match as the official scripts would."""
+    (reasoning blocks and a framing 'The correct answer is:' removed, see `stated_answer`) and
+    judged by string_match as the official scripts would."""
     if output is None:
         return "", "missing"
     choice = extract_choice(output, item.choices, item.letters)
     if choice.status == "letter":
         return item.choices[choice.index], "letter"
-    return strip_reasoning(output), choice.status
+    return stated_answer(strip_reasoning(output)), choice.status
+
+
+# 'The correct answer is: "X"' (DeSTA2.5's answer format) and 'The answer is X.': the opening words
+# are the model's framing, not its answer; left in, the official rule counts "the" or "is" against it
+# whenever a wrong option holds them (MMAR: "No, there is distortion").
+STATED_ANSWER = re.compile(r'^(?:the\s+)?(?:correct\s+)?answer\s+is\s*:?\s*(?:"(?P<quoted>[^"]+)"|(?P<rest>.+))',
+                           re.IGNORECASE | re.DOTALL)
+
+
+def stated_answer(text: str) -> str:
+    """The answer part of an output that states it ('The correct answer is: "X"' -> X), else the text."""
+    match = STATED_ANSWER.match(text.strip())
+    if not match:
+        return text
+    return match["quoted"] if match["quoted"] is not None else match["rest"].strip()
 
 
 def _outputs_by_id(items: list[MCQItem], rows: list[dict], output_key: str) -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 
 config: the recipe (LALMConfig, default_taps); encoder: Whisper loading, window cutting, features;
 connector: the Q-Former; processor: prompts, labels and batches for any chat template;
+vad: Silero voice activity, which may gate the Whisper transcripts (akb.lalm.transcripts);
 model: the LALM module, its training loss, greedy generation and trainable-only checkpoints."""
 
 from __future__ import annotations

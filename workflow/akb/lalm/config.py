@@ -13,6 +13,14 @@ from typing import Any
 # families, one fused projection in Phi-3.
 LORA_TARGET_NAMES = ("q_proj", "k_proj", "v_proj", "qkv_proj")
 
+# Where the last encoder layer is tapped: after Whisper's final LayerNorm (what transformers returns
+# as the last hidden state) or before it (DeSTA2.5's own layer loop never applies that norm).
+LAST_TAPS = ("post_layer_norm", "pre_layer_norm")
+# How a training sequence longer than max_length is cut: `response` shortens the response so the
+# end-of-turn always fits; `sequence` cuts the whole sequence (response + end-of-turn) at
+# max_length, as DeSTA2.5's tokenizer truncation does, so a cut target has no end-of-turn.
+TRUNCATIONS = ("response", "sequence")
+
 
 def default_taps(n_layers: int, n_taps: int) -> list[int]:
     """Evenly spaced 0-based encoder layers ending at the last one (32 layers, 4 taps: 7, 15, 23, 31,
@@ -52,6 +60,9 @@ class LALMConfig:
     qformer_intermediate_size: int = 3072  # BERT's default, which DeSTA2.5 kept
     qformer_dropout: float = 0.1
     use_transcript: bool = True  # put the clip's transcript right after its audio vectors
+    transcript_max_tokens: int | None = None  # keep a transcript's first N LLM tokens (DeSTA2.5: 100); None: all
+    last_tap: str = "post_layer_norm"  # one of LAST_TAPS; DeSTA2.5: pre_layer_norm
+    truncation: str = "response"  # one of TRUNCATIONS; DeSTA2.5: sequence
     lora: LoRASettings | None = None
     max_length: int = 300  # training sequence length in tokens (audio vectors count as tokens)
     audio_marker: str = "<|audio|>"  # where the audio goes in the user message; never tokenised
@@ -67,6 +78,12 @@ class LALMConfig:
             raise ValueError("audio_marker must be a non-empty string")
         if self.queries_per_tap < 1 or self.qformer_layers < 1:
             raise ValueError("queries_per_tap and qformer_layers must be at least 1")
+        if self.last_tap not in LAST_TAPS:
+            raise ValueError(f"last_tap must be one of {list(LAST_TAPS)}, not {self.last_tap!r}")
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {list(TRUNCATIONS)}, not {self.truncation!r}")
+        if self.transcript_max_tokens is not None and self.transcript_max_tokens < 0:
+            raise ValueError(f"transcript_max_tokens must be at least 0 or None, not {self.transcript_max_tokens}")
 
     def resolve(self, encoder_config, llm) -> LALMConfig:
         """This config with every None filled from the Whisper encoder config and the backbone LLM,

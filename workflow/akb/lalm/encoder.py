@@ -13,6 +13,7 @@ from transformers import WhisperFeatureExtractor, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from akb.audio import SAMPLE_RATE
+from akb.lalm.config import LAST_TAPS
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,32 @@ def log_mel(extractor: WhisperFeatureExtractor, clips: Sequence[np.ndarray]) -> 
     return features["input_features"]
 
 
-def tapped_states(encoder: WhisperEncoder, features: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
+def tapped_states(encoder: WhisperEncoder, features: torch.Tensor, taps: Sequence[int],
+                  last_tap: str = "post_layer_norm") -> list[torch.Tensor]:
     """Hidden states [clips, positions, d_model] after each tapped 0-based layer.
 
     hidden_states[0] is the embedding output, so layer i's output is hidden_states[i + 1]; the
-    last layer's entry is taken after Whisper's final LayerNorm (as transformers returns it and as
-    DeSTA2.5 used it). The encoder is frozen: no graph is kept."""
+    last layer's entry there is taken after Whisper's final LayerNorm (as transformers returns it).
+    last_tap="pre_layer_norm" takes the last layer's own output instead, as DeSTA2.5's layer loop
+    does (it runs encoder.layers itself and never applies the final norm); the other layers' entries
+    are the same either way. The encoder is frozen: no graph is kept."""
+    if last_tap not in LAST_TAPS:
+        raise ValueError(f"last_tap must be one of {list(LAST_TAPS)}, not {last_tap!r}")
     parameter = next(encoder.parameters())
-    with torch.no_grad():
-        out = encoder(features.to(parameter.device, parameter.dtype), output_hidden_states=True)
-    return [out.hidden_states[t + 1] for t in taps]
+    last = len(encoder.layers) - 1
+    raw: list[torch.Tensor] = []
+    hook = None
+    if last_tap == "pre_layer_norm" and last in taps:
+        # The layer's output as the next layer (or the norm) receives it.
+        hook = encoder.layers[last].register_forward_hook(
+            lambda _module, _args, output: raw.append(output[0] if isinstance(output, tuple) else output))
+    try:
+        with torch.no_grad():
+            out = encoder(features.to(parameter.device, parameter.dtype), output_hidden_states=True)
+    finally:
+        if hook is not None:
+            hook.remove()
+    states = [out.hidden_states[t + 1] for t in taps]
+    if raw:
+        states[list(taps).index(last)] = raw[-1]
+    return states

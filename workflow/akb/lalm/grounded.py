@@ -77,7 +77,9 @@ class GroundedLM(LanguageModel):
         """Sum of log-probabilities of each continuation's tokens after its prompt (the end-of-turn
         that training appends is not counted, as a text model's continuation has none)."""
         items = [self._item(context, continuation) for context, continuation in requests]
-        batch = self.lalm.processor(items, train=True).to(self.lalm.device)
+        # `response` truncation whatever the recipe trained with: every row keeps its end-of-turn,
+        # so the n_end positions dropped below are always the end-of-turn's.
+        batch = self.lalm.processor(items, train=True, truncation="response").to(self.lalm.device)
         # The options of one item share its clip: encode each clip once, not once per option.
         with_audio = [context.item_id for context, _ in requests if self.clips[context.item_id].audio is not None]
         audio = None
@@ -102,14 +104,19 @@ class GroundedLM(LanguageModel):
 
 
 def lalm_config(settings: dict) -> LALMConfig:
-    """The recipe from the config's `grounded.connector` block (plus transcript, LoRA, lengths)."""
+    """The recipe from the config's `grounded.connector` block (plus transcript, LoRA, lengths).
+    Settings the schema gives no default (transcript_max_tokens, train.truncation, connector.last_tap)
+    keep LALMConfig's own defaults when absent, the behaviour from before they existed."""
     connector = dict(settings["connector"])
+    optional = {"transcript_max_tokens": settings.get("transcript_max_tokens"),
+                "truncation": settings["train"].get("truncation")}
     return LALMConfig(
         taps=connector.pop("taps", None),
         use_transcript=settings["use_transcript"],
         lora=settings["lora"],
         max_length=settings["train"]["max_length"],
         window_seconds=settings["encoder"]["window_seconds"],
+        **{k: v for k, v in optional.items() if v is not None},
         **connector,
     )
 

@@ -79,7 +79,7 @@ class LALM(nn.Module):
 
     def audio_vectors(self, features: torch.Tensor) -> torch.Tensor:
         """[clips, queries_per_tap, llm width] for log-mel features of a window each."""
-        return self.connector(tapped_states(self.encoder, features, self.config.taps))
+        return self.connector(tapped_states(self.encoder, features, self.config.taps, self.config.last_tap))
 
     def embed(self, batch: LALMBatch, audio: torch.Tensor | None = None) -> torch.Tensor:
         """inputs_embeds: the LLM's embeddings of the token ids, with the audio vectors written over

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from akb.lalm.config import LALMConfig
+from akb.lalm.config import TRUNCATIONS, LALMConfig
 from akb.lalm.encoder import feature_extractor, log_mel
 from akb.models.base import ChatOptions
 
@@ -46,7 +46,7 @@ class Pieces:
     n_audio: int
     transcript: list[int]
     suffix: list[int]
-    target: list[int]  # response + end-of-turn; empty when generating
+    target: list[int]  # response + end-of-turn (cut at max_length by `sequence` truncation); empty when generating
 
     def __len__(self) -> int:
         return len(self.prefix) + self.n_audio + len(self.transcript) + len(self.suffix) + len(self.target)
@@ -158,37 +158,46 @@ class LALMProcessor:
             ids.append(self.tokenizer.eos_token_id)
         return list(dict.fromkeys(ids))
 
-    def pieces(self, item: LALMItem, train: bool) -> Pieces:
-        """Token pieces of one item; for training the response is shortened to fit max_length,
-        never the end-of-turn or the prompt."""
+    def pieces(self, item: LALMItem, train: bool, truncation: str | None = None) -> Pieces:
+        """Token pieces of one item. A training sequence longer than max_length is cut as
+        `truncation` (default: the config's) says: `response` shortens the response and keeps the
+        end-of-turn; `sequence` cuts response + end-of-turn at max_length as DeSTA2.5 does, so a cut
+        target ends without its end-of-turn. The prompt is never cut."""
+        truncation = truncation or self.config.truncation
+        if truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {list(TRUNCATIONS)}, not {truncation!r}")
         has_audio = item.audio is not None
         before, after = self.prompt_text(item.prompt, has_audio)
         transcript: list[int] = []
         if has_audio and self.config.use_transcript:
             if item.transcript is None:
                 raise ValueError("this LALM reads transcripts after the audio: give each clip one ('' for none)")
-            transcript = self.encode(item.transcript)
+            # DeSTA2.5 keeps a transcript's first 100 tokens of the LLM's tokenizer.
+            transcript = self.encode(item.transcript)[: self.config.transcript_max_tokens]
         pieces = Pieces(self.encode(before), self.config.queries_per_tap if has_audio else 0,
                         transcript, self.encode(after), [])
         if not train:
             return pieces
         if item.response is None:
             raise ValueError("a training item needs a response")
-        room = self.config.max_length - len(pieces) - len(self.end_of_turn_ids)
-        if room < 0:
+        room = self.config.max_length - len(pieces)
+        if truncation == "response":
+            room -= len(self.end_of_turn_ids)
+        if room < 0 or (truncation == "sequence" and room == 0):
             raise ValueError(f"the prompt alone takes {len(pieces)} of max_length {self.config.max_length} tokens")
-        response = self.encode(item.response)[:room]
-        return Pieces(pieces.prefix, pieces.n_audio, pieces.transcript, pieces.suffix,
-                      response + self.end_of_turn_ids)
+        response = self.encode(item.response)
+        target = (response[:room] + self.end_of_turn_ids if truncation == "response"
+                  else (response + self.end_of_turn_ids)[:room])
+        return Pieces(pieces.prefix, pieces.n_audio, pieces.transcript, pieces.suffix, target)
 
     # ---- batches ----
 
-    def __call__(self, items: Sequence[LALMItem], train: bool) -> LALMBatch:
+    def __call__(self, items: Sequence[LALMItem], train: bool, truncation: str | None = None) -> LALMBatch:
         """A batch: right-padded with labels for training, left-padded (new tokens must follow the
-        last real one) without labels for generation."""
+        last real one) without labels for generation. `truncation`: as in `pieces`."""
         if not items:
             raise ValueError("an empty batch")
-        rows = [self.pieces(item, train) for item in items]
+        rows = [self.pieces(item, train, truncation) for item in items]
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)

@@ -9,14 +9,20 @@ use (too short to cut, unreadable) gets {"id", "transcript": null, "error"} inst
 `akb evaluate` records for its item. Rows are appended batch by batch to a partial file, so an
 interrupted job (a 48 h limit on hundreds of hours of audio) resumes where it stopped, and the
 final file only appears once every clip has its row.
+
+Two DeSTA2.5 details are options: training clips whose seed row carries the dataset's own
+transcript keep it ({"id", "transcript", "source": "seeds"}) and only the others go to Whisper;
+and a voice-activity detector may gate Whisper, so a clip in which it finds no speech gets ""
+({"id", "transcript": "", "speech": false}) instead of what Whisper imagines in music or noise.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from akb.audio import AudioError, audio_duration, load_audio
@@ -40,19 +46,36 @@ def _duration(path: str) -> float:
 
 
 def write_transcripts(asr, audio_of: dict[str, str], out_path: str | Path, batch_size: int = 16,
-                      condition: str = FULL, min_samples: int = MIN_FRAGMENT_SAMPLES) -> None:
+                      condition: str = FULL, min_samples: int = MIN_FRAGMENT_SAMPLES,
+                      given: dict[str, str] | None = None,
+                      has_speech: Callable[[np.ndarray], bool] | None = None) -> None:
     """Transcribe the clip of every id in `audio_of` (id -> audio file) under `condition` with `asr`
     (a WhisperCaptioner) into `out_path`, resuming from its partial file. Ids sharing a file are
-    transcribed once; batches are sorted by length, longest first."""
+    transcribed once; batches are sorted by length, longest first.
+
+    given: id -> transcript already known (a seed row's own text, DeSTA2.5's first choice): written
+    as is, without loading the clip; only for the whole clip (condition `full`).
+    has_speech: a voice-activity test (see akb.lalm.vad); a clip it finds no speech in gets "" and
+    never reaches Whisper, as DeSTA2.5 runs Whisper only where its VAD finds speech."""
     if condition in (NONE, BACKBONE):
         raise ValueError(f"condition {condition!r} has no audio: there is nothing to transcribe")
+    given = {k: v for k, v in (given or {}).items() if k in audio_of}
+    if given and condition != FULL:
+        raise ValueError(f"given transcripts are of whole clips; condition {condition!r} hears part of one")
     partial = PartialJsonl(out_path)
+    partial.append({"id": k, "transcript": text, "source": "seeds"} for k, text in given.items()
+                   if not partial.done(k))
+    if given:
+        log.info("%d of %d clips keep their seed transcript; Whisper hears the other %d",
+                 len(given), len(audio_of), len(audio_of) - len(given))
     ids_of: dict[str, list[str]] = {}  # file -> ids that use it, files in first-seen order
     for key, path in audio_of.items():
-        ids_of.setdefault(str(path), []).append(key)
+        if key not in given:
+            ids_of.setdefault(str(path), []).append(key)
     files = list(ids_of)
     done = sum(all(partial.done(i) for i in ids_of[f]) for f in files)
     window = batch_size * SORT_WINDOW_BATCHES
+    silent = 0
     with tqdm(total=len(files), initial=done, desc=f"transcribe ({condition})", unit="clip") as bar:
         for start in range(0, len(files), window):
             chunk = files[start : start + window]
@@ -62,18 +85,24 @@ def write_transcripts(asr, audio_of: dict[str, str], out_path: str | Path, batch
                 batch = [chunk[b] for b in batch]
                 if all(partial.done(i) for f in batch for i in ids_of[f]):
                     continue
-                audios, errors = {}, {}
+                audios, rows = {}, {}  # rows: file -> its row's fields after the id
                 for f in batch:
                     try:
                         audios[f] = condition_audio(load_audio(f), condition, min_samples=min_samples)
                     except ValueError as e:  # as `akb evaluate` records it: that item's error, never padded
-                        errors[f] = str(e)
+                        rows[f] = {"transcript": None, "error": str(e)}
+                if has_speech is not None:
+                    for f in [f for f in audios if not has_speech(audios[f])]:
+                        rows[f] = {"transcript": "", "speech": False}
+                        del audios[f]
+                        silent += 1
                 texts = dict(zip(audios, asr.transcribe(list(audios.values())))) if audios else {}
+                rows.update({f: {"transcript": text} for f, text in texts.items()})
                 new = sum(not all(partial.done(i) for i in ids_of[f]) for f in batch)
-                partial.append({"id": i, "transcript": texts[f]} if f in texts else
-                               {"id": i, "transcript": None, "error": errors[f]}
-                               for f in batch for i in ids_of[f])  # fmt: skip
+                partial.append({"id": i, **rows[f]} for f in batch for i in ids_of[f])
                 bar.update(new)
+    if has_speech is not None:
+        log.info("voice activity: no speech in %d clips heard this run (no transcript for them)", silent)
     failed = [r["id"] for r in partial.rows.values() if r.get("error")]
     if failed:
         log.warning("%d of %d clips have no transcript under condition %s (their items are errors in "

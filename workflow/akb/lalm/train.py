@@ -6,6 +6,18 @@ micro-batches), so optimizer step s always sees the same samples: a run resumed 
 step s continues exactly where the interrupted one was. Checkpoints hold the trainable weights, the
 optimizer and scheduler states and the loss log; the final output holds only the trainable weights,
 the recipe, the loss log and its plot.
+
+Data parallel (torchrun, see akb.lalm.parallel): with W processes an optimizer step takes a global
+batch of batch_size x grad_accum x W samples (`batch_size` and `grad_accum` are per process, as
+DeSTA2.5's "12 per GPU on 8 GPUs"; the step count and schedule follow from the global batch). The
+global batch of step s is the same slice of the fixed sample order as in one process, cut into
+micro-batches of batch_size; rank r takes micro-batches r*grad_accum .. r*grad_accum+grad_accum-1
+of it. DistributedDataParallel averages the gradients over the ranks after each rank's last
+micro-batch, so a step equals one process's step with grad_accum x W micro-batches of the same
+samples (to float rounding): the same global batch gives the same optimisation on any number of
+GPUs. Every rank holds the same weights and optimizer state; rank 0 alone writes the state file
+(with every rank's RNG state), the loss log and the checkpoint, and a restarted job with the same
+number of processes continues from the saved step.
 """
 
 from __future__ import annotations
@@ -17,16 +29,19 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from akb.audio import load_audio
 from akb.io import atomic_path, read_jsonl
 from akb.lalm.model import LALM
+from akb.lalm.parallel import Ranks
 from akb.lalm.processor import LALMItem
 
 log = logging.getLogger(__name__)
@@ -62,8 +77,10 @@ def sample_order(n_samples: int, epochs: int, seed: int) -> np.ndarray:
     return np.concatenate([rng.permutation(n_samples) for _ in range(epochs)])
 
 
-def total_steps(n_samples: int, s: TrainSettings) -> int:
-    steps = math.ceil(n_samples * s.epochs / (s.batch_size * s.grad_accum))
+def total_steps(n_samples: int, s: TrainSettings, world: int = 1) -> int:
+    """Optimizer steps: the samples of every epoch in global batches of batch_size x grad_accum x
+    `world` (processes), the last one possibly short."""
+    steps = math.ceil(n_samples * s.epochs / (s.batch_size * s.grad_accum * world))
     return min(steps, s.max_steps) if s.max_steps else steps
 
 
@@ -88,12 +105,39 @@ class ClipCache:
         return self._clips[path]
 
 
-def _save_state(path: Path, model: LALM, optimizer, scheduler, step: int, losses: list[dict]) -> None:
+def _save_state(path: Path, model: LALM, optimizer, scheduler, step: int, losses: list[dict],
+                extra: dict | None = None) -> None:
+    """The state a restart needs; `extra` adds keys or replaces them (data-parallel runs keep each
+    rank's RNG states instead of all GPUs' from rank 0)."""
+    state = {"step": step, "model": {k: v.cpu() for k, v in model.trainable_state_dict().items()},
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "losses": losses, "rng": torch.get_rng_state(), **(extra or {})}  # fmt: skip
+    if "cuda_rng" not in state:
+        state["cuda_rng"] = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     with atomic_path(path) as tmp:
-        torch.save({"step": step, "model": {k: v.cpu() for k, v in model.trainable_state_dict().items()},
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "losses": losses, "rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp)  # fmt: skip
+        torch.save(state, tmp)
+
+
+def _rank_rngs(ranks: Ranks, device: torch.device) -> list[dict]:
+    """Every rank's RNG states (a collective: all ranks call it), so each one's dropout continues
+    after a restart as it would have. Only the rank's own GPU: touching the others would open a
+    CUDA context on each from every rank."""
+    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    states: list = [None] * ranks.world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def _distributed(model: LALM):
+    """The model behind DistributedDataParallel, which averages the trainable weights' gradients
+    over the ranks (and starts every rank from rank 0's weights). The frozen encoder and backbone
+    are left out: each rank loaded the same ones, and broadcasting them would move gigabytes."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    frozen = [n for n, _ in model.named_parameters() if not model.is_trainable(n)]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, frozen + [n for n, _ in model.named_buffers()])
+    return DistributedDataParallel(model, broadcast_buffers=False)
 
 
 def plot_losses(losses: list[dict], path: Path, title: str) -> None:
@@ -130,50 +174,76 @@ def train(
     atomically. Returns the training summary also written to out_dir/train_info.json."""
     if not rows:
         raise ValueError("no training rows")
+    ranks = Ranks.current()  # rank 0 of 1 unless started by torchrun (akb.lalm.parallel)
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     device = model.device
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.seed + ranks.rank)  # rank 0 as one process; the others' dropout differs
     params = [p for n, p in model.named_parameters() if model.is_trainable(n)]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
-    steps = total_steps(len(rows), settings)
+    steps = total_steps(len(rows), settings, ranks.world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.warmup_steps, steps))
     start, losses = 0, []
     state_path = state_dir / STATE_FILE
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("world_size", 1) != ranks.world:  # its steps were cut for another global batch
+            raise ValueError(f"{state_path}: saved by a run of {state.get('world_size', 1)} process(es), "
+                             f"this one has {ranks.world}: run with as many, or delete {state_dir} to start over")
         model.load_trainable_state(state["model"], source=str(state_path))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, losses = state["step"], state["losses"]
-        torch.set_rng_state(state["rng"])  # dropout continues as it would have without the interruption
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if ranks.world > 1:
+            mine = state["rank_rng"][ranks.rank]
+            torch.set_rng_state(mine["cpu"])
+            if mine["cuda"] is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"], device)
+        else:
+            torch.set_rng_state(state["rng"])  # dropout continues as it would have without the interruption
+            if state["cuda_rng"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
         log.info("resuming from step %d of %d (%s)", start, steps, state_path)
 
     rows = _fitting(model, rows, transcripts)
     order = sample_order(len(rows), settings.epochs, settings.seed)
     clips = ClipCache(model.processor.features.sampling_rate)
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    per_step = settings.batch_size * settings.grad_accum
+    per_step = settings.batch_size * settings.grad_accum * ranks.world  # the global batch
+    wrapped = _distributed(model) if ranks.world > 1 else None
     model.train()
     began = time.monotonic()
-    with tqdm(total=steps, initial=start, desc="train", unit="step") as bar:
+    with tqdm(total=steps, initial=start, desc="train", unit="step", disable=not ranks.main) as bar:
         for step in range(start, steps):
             step_loss = 0.0
             for micro in range(settings.grad_accum):
-                first = step * per_step + micro * settings.batch_size
-                picked = order[first : first + settings.batch_size]
-                if len(picked) == 0:
-                    continue
+                first = step * per_step + (ranks.rank * settings.grad_accum + micro) * settings.batch_size
+                picked, weight = order[first : first + settings.batch_size], 1.0
+                last = micro == settings.grad_accum - 1
+                if len(picked) == 0:  # past the end of the data: only in the run's last, short step
+                    if wrapped is None or not last:
+                        continue
+                    # Every rank joins the gradient averaging after its last micro-batch: this one
+                    # with a stand-in sample weighted 0, which adds nothing.
+                    picked, weight = order[step * per_step : step * per_step + 1], 0.0
                 items = [LALMItem(audio=clips(rows[i]["audio"]), prompt=rows[i]["prompt"],
                                   response=rows[i]["response"],
                                   transcript=None if transcripts is None else transcripts[rows[i]["clip_id"]])
                          for i in picked]  # fmt: skip
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = model.loss(items) / settings.grad_accum
-                loss.backward()
+                if wrapped is None:
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        loss = model.loss(items) / settings.grad_accum
+                    loss.backward()
+                else:  # gradients are averaged over the ranks in the backward of the last micro-batch
+                    with nullcontext() if last else wrapped.no_sync():
+                        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                            loss = wrapped(model.processor(items, train=True)).loss * weight / settings.grad_accum
+                        loss.backward()
                 step_loss += float(loss)
+            if wrapped is not None:  # the step's loss over the whole global batch, as one process logs it
+                total = torch.tensor(step_loss, dtype=torch.float64, device=device)
+                dist.all_reduce(total)
+                step_loss = float(total) / ranks.world
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, settings.grad_clip))
             optimizer.step()
             scheduler.step()
@@ -183,7 +253,10 @@ def train(
             bar.set_postfix(loss=f"{step_loss:.3f}")
             bar.update(1)
             if (step + 1) % settings.checkpoint_every == 0 and step + 1 < steps:
-                _save_state(state_path, model, optimizer, scheduler, step + 1, losses)
+                extra = None if ranks.world == 1 else {
+                    "world_size": ranks.world, "rank_rng": _rank_rngs(ranks, device), "cuda_rng": None}
+                if ranks.main:
+                    _save_state(state_path, model, optimizer, scheduler, step + 1, losses, extra)
     seconds = time.monotonic() - began
     model.eval()
 
@@ -198,9 +271,11 @@ def train(
         "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
         "device": str(device),
         "bf16": use_bf16,
+        **({"processes": ranks.world, "global_batch": per_step} if ranks.world > 1 else {}),
     }
-    _publish(model, losses, summary, out_dir)
-    state_path.unlink(missing_ok=True)
+    if ranks.main:
+        _publish(model, losses, summary, out_dir)
+        state_path.unlink(missing_ok=True)
     return summary
 
 

@@ -22,7 +22,8 @@ Published anchors (change them with the options when you measure your own):
   - Whisper-large-v3: 150 min of audio (300 windows of 30 s) in 5 min 2 s with transformers, fp16,
     batch 24, BetterTransformer, on one A100 80GB (insanely-fast-whisper README): ~1 window/s.
 
-    python bench/gpu_hours.py                      # the table for config/paper.yaml
+    python bench/gpu_hours.py                      # the table for config/paper.yaml (its recipe: desta25)
+    python bench/gpu_hours.py --recipe akb-light    # the lighter recipe (500,000 rows, 2 epochs)
     python bench/gpu_hours.py --distill-rows 200000 # a shortened distillation set
 """
 
@@ -33,9 +34,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from akb.config import validate_config
 from akb.data.bank import load_bank
+from akb.io import read_yaml
 from akb.lalm.distill import DEFAULT_PROMPTS, read_seeds
 from akb.models.base import ModelSpec
 from akb.models.hf import ChatPrompts, load_tokenizer
@@ -49,7 +50,9 @@ PARAMS_B = {
     "phi-4-mini-4b": 3.8, "llama-3-8b": 8.0, "llama-3.1-8b": 8.0, "llama-2-7b": 6.7,
     "olmo-3-7b": 7.3, "olmo-3-7b-dpo": 7.3, "olmo-3-7b-sft": 7.3,
 }
-QWEN2_AUDIO_B = 8.4
+# Weights read per decoding step by the audio-lm captioners (billions of parameters, bf16): Qwen2-Audio,
+# and Qwen3-Omni-30B-A3B's thinker, whose batches of clips touch most experts at every step (an upper bound).
+AUDIO_LM_B = {"qwen2_audio": 8.4, "qwen3_omni": 31.7}
 WHISPER_ENCODER_B = 0.635  # Whisper-large-v3's encoder: 1,500 frames per 30 s window
 BENCHMARK_ITEMS = 1000  # MMAU test-mini and MMAR each (REFERENCE.md)
 AKB_ITEMS = 2000
@@ -116,9 +119,22 @@ def vllm_decode_hours(tokens: float, params_b: float, rates: Rates) -> float:
     return tokens * 2 * params_b * 1e9 / (rates.peak_flops * rates.decode_util) / 3600
 
 
+def load_study(path: str | Path, recipe: str | None = None) -> dict:
+    """The config as the workflow sees it (recipe applied, defaults filled), optionally with another recipe."""
+    config = read_yaml(path)
+    if recipe:
+        config["grounded"]["recipe"] = recipe
+    return validate_config(config)
+
+
+def distill_rows_of(paper: dict) -> int:
+    """Rows distilled per backbone: the DeSTA-AQA5M subsample the recipe or config asks for, else all."""
+    return (paper["grounded"]["distill"].get("desta_aqa") or {}).get("max_rows") or DESTA_ROWS
+
+
 def estimate(paper: dict, measured: dict[str, float], rates: Rates = Rates(), distill_rows: int = DESTA_ROWS,
              audio_items: int = BENCHMARK_ITEMS, bank_items: int = AKB_ITEMS) -> list[Stage]:
-    """Per-stage GPU hours for the paper config, one H100 per job, loading included."""
+    """Per-stage GPU hours for a validated paper config (`load_study`), one H100 per job, loading included."""
     open_models = [m["name"] for m in paper["models"] if m["backend"] != "api"]
     backbones = paper["grounded"]["backbones"]
     sum_open = sum(PARAMS_B[m] for m in open_models)
@@ -140,23 +156,34 @@ def estimate(paper: dict, measured: dict[str, float], rates: Rates = Rates(), di
         prefill_hours(bank_items * measured["probe"], sum_open, rates) + step_hours(steps, sum_open, rates),
         len(open_models))
 
-    captioners = [c for c in paper["captioners"] if c["backend"] != "file"]
-    qwen_steps = clips / 8 * 256  # the audio-lm captioner: batches of 8, up to 256 new tokens
-    add("caption", f"{clips} clips: Whisper-large-v3 (one 30 s window each), Qwen2-Audio ({clips // 8} batches "
-        f"of 8 x 256 steps)",
-        f"{clips} windows / {rates.whisper_windows_per_s:.2f} per s + {qwen_steps:,.0f} steps x "
-        f"{QWEN2_AUDIO_B * 2:.1f} GB / 3.35e12 x {rates.hf_step_overhead:.0f}",
-        clips / rates.whisper_windows_per_s / 3600 + step_hours(qwen_steps, QWEN2_AUDIO_B, rates),
-        len(captioners) * len(paper["audio_benchmarks"]))
+    # GPU captioners only: API captions (Gemini) and caption files cost no GPU time.
+    whisper = [c for c in paper["captioners"] if c["backend"] == "whisper"]
+    audio_lms = [c for c in paper["captioners"] if c["backend"] == "audio-lm"]
+    words, arithmetic, hours = [], [], 0.0
+    if whisper:
+        words.append(f"{len(whisper)} x Whisper-large-v3 (one 30 s window each)")
+        arithmetic.append(f"{len(whisper) * clips} windows / {rates.whisper_windows_per_s:.2f} per s")
+        hours += len(whisper) * clips / rates.whisper_windows_per_s / 3600
+    for c in audio_lms:
+        params = AUDIO_LM_B["qwen3_omni" if "Omni" in c["source"] else "qwen2_audio"]
+        per, new = c.get("batch_size", 8), c.get("max_new_tokens", 256)
+        steps = clips / per * new
+        words.append(f"{c['name']} ({clips // per} batches of {per} x {new} steps)")
+        arithmetic.append(f"{steps:,.0f} steps x {params * 2:.1f} GB / 3.35e12 x {rates.hf_step_overhead:.0f}")
+        hours += step_hours(steps, params, rates)
+    add("caption", f"{clips} clips: " + ", ".join(words), " + ".join(arithmetic), hours,
+        (len(whisper) + len(audio_lms)) * len(paper["audio_benchmarks"]))
 
-    n_cap = len(paper["captioners"])
-    tokens, steps = n_cap * clips * measured["cascade"], n_cap * clips / batch * answer
-    add("cascade", f"{len(open_models)} models x {n_cap} captioners x {clips} items: {measured['cascade']:.0f} "
+    # The paper's pairings: a captioner's own `models`, else every model; API models cost no GPU.
+    pairs = [m for c in paper["captioners"] for m in (c.get("models") or open_models) if m in open_models]
+    pair_params = sum(PARAMS_B[m] for m in pairs)
+    tokens, steps = clips * measured["cascade"], clips / batch * answer
+    add("cascade", f"{len(pairs)} (captioner, open model) pairs x {clips} items: {measured['cascade']:.0f} "
         f"prompt tokens, {answer} steps per batch of {batch}",
-        f"{tokens:,.0f} tok x 2 x {sum_open:.1f}e9 / (989e12 x {rates.prefill_util}) + {steps:,.0f} steps x "
-        f"2 x {sum_open:.1f}e9 / 3.35e12 x {rates.hf_step_overhead:.0f}",
-        prefill_hours(tokens, sum_open, rates) + step_hours(steps, sum_open, rates),
-        len(open_models) * n_cap * len(paper["audio_benchmarks"]))
+        f"{tokens:,.0f} tok x 2 x {pair_params:.1f}e9 / (989e12 x {rates.prefill_util}) + {steps:,.0f} steps x "
+        f"2 x {pair_params:.1f}e9 / 3.35e12 x {rates.hf_step_overhead:.0f}",
+        prefill_hours(tokens, pair_params, rates) + step_hours(steps, pair_params, rates),
+        len(pairs) * len(paper["audio_benchmarks"]))
 
     new = paper["grounded"]["distill"]["max_new_tokens"]
     prefill, decode = distill_rows * measured["distill"], distill_rows * new
@@ -216,16 +243,18 @@ def main() -> None:
     parser.add_argument("--bank", default="builtin")
     parser.add_argument("--seeds", default=str(ROOT / "resources/synthetic/train.json"),
                         help="seed descriptions to measure (the demo's synthetic train split); absent: bank questions")
-    parser.add_argument("--distill-rows", type=int, default=DESTA_ROWS,
-                        help="distillation rows per backbone (default: DeSTA-AQA5M's 5M)")
+    parser.add_argument("--recipe", default=None, help="grounded.recipe to estimate (default: the config's)")
+    parser.add_argument("--distill-rows", type=int, default=None,
+                        help="distillation rows per backbone (default: the recipe's subsample, else DeSTA-AQA5M's 5M)")
     parser.add_argument("--decode-util", type=float, default=Rates.decode_util)
     parser.add_argument("--train-mfu", type=float, default=Rates.train_mfu)
     args = parser.parse_args()
-    paper = yaml.safe_load(Path(args.config).read_text())
+    paper = load_study(args.config, args.recipe)
     measured = measure_prompts(args.tokenizer, args.bank, args.seeds if Path(args.seeds).is_file() else None)
     rates = Rates(decode_util=args.decode_util, train_mfu=args.train_mfu)
-    print("mean prompt tokens (measured): " + ", ".join(f"{k} {v:.1f}" for k, v in measured.items()))
-    print(markdown(estimate(paper, measured, rates, distill_rows=args.distill_rows)))
+    print(f"recipe: {paper['grounded'].get('recipe')}; mean prompt tokens (measured): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in measured.items()))
+    print(markdown(estimate(paper, measured, rates, distill_rows=args.distill_rows or distill_rows_of(paper))))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from akb.config import load_config_file, stage_entry
 from akb.models import ModelSpec, load_model
@@ -46,7 +45,9 @@ def test_paper_config_gives_training_and_distillation_their_own_runtime():
                                                                           "threads": 4}
     for stage in ("distill", "train"):
         assert stage_entry(config, "qwen3-8b", stage)["resources"]["runtime"] == 2880
-    assert all(c["resources"]["gpu"] == 1 for c in config["captioners"] if c["backend"] != "file")
+    # Model captioners get a GPU; the API captioner (Gemini) and caption files need none.
+    assert {c["name"]: c["resources"]["gpu"] for c in config["captioners"]} == {
+        "gemini": 0, "whisper-large-v3": 1, "qwen3-omni-captioner": 1}
 
 
 def test_a_stage_block_overrides_only_its_keys():
@@ -187,7 +188,13 @@ def test_gpu_hours_estimate_is_linear_in_the_distillation_set(tiny_dir, monkeypa
 
     measured = gpu_hours.measure_prompts(str(tiny_dir), "builtin", limit=5)
     assert measured["cascade"] > measured["probe"] > 10
-    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    paper = gpu_hours.load_study(ROOT / "config/paper.yaml")
+    assert gpu_hours.distill_rows_of(paper) == 5_000_000  # desta25: all of DeSTA-AQA5M
+    light = gpu_hours.load_study(ROOT / "config/paper.yaml", "akb-light")
+    assert gpu_hours.distill_rows_of(light) == 500_000 and light["grounded"]["train"]["epochs"] == 2
+    full = {s.name: s.gpu_hours for s in gpu_hours.estimate(paper, measured, distill_rows=5_000_000)}
+    lighter = {s.name: s.gpu_hours for s in gpu_hours.estimate(light, measured, distill_rows=500_000)}
+    assert lighter["train"] < full["train"] / 20  # a tenth of the rows, 2 epochs of 5
     small = {s.name: s for s in gpu_hours.estimate(paper, measured, distill_rows=1000)}
     large = {s.name: s for s in gpu_hours.estimate(paper, measured, distill_rows=2000)}
     load = 8 * gpu_hours.Rates().load_minutes / 60
@@ -195,4 +202,8 @@ def test_gpu_hours_estimate_is_linear_in_the_distillation_set(tiny_dir, monkeypa
         assert large[stage].gpu_hours - load == pytest.approx(2 * (small[stage].gpu_hours - load))
     assert small["probe (AKB-2000)"].gpu_hours == large["probe (AKB-2000)"].gpu_hours > 0
     assert "12 open models x 2000 items" in small["probe (AKB-2000)"].work
+    # The paper's pairings: the 12 open models answer from Gemini captions only (API captions and
+    # Gemini-2.5-Pro's answers cost no GPU time), and the GPU captioners are Whisper and the Omni one.
+    assert small["cascade"].work.startswith("12 (captioner, open model) pairs x 2000 items")
+    assert "Whisper-large-v3" in small["caption"].work and "qwen3-omni-captioner" in small["caption"].work
     assert gpu_hours.markdown(list(small.values())).count("\n") == len(small) + 2

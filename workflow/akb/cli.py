@@ -220,16 +220,35 @@ def cmd_merge_shards(args) -> int:
     return 0
 
 
+def cmd_convert_desta_seeds(args) -> int:
+    from akb.data.desta_aqa import DestaSettings, convert
+
+    settings = DestaSettings.from_config({
+        "source": args.source, "data_files": args.data_files, "revision": args.revision,
+        "audio_roots": args.audio_roots, "on_missing": args.on_missing, "max_rows": args.max_rows,
+        "per_dataset_max": args.per_dataset_max, "sample_seed": args.sample_seed,
+    })  # fmt: skip
+    convert(settings, args.out, args.report_dir)
+    return 0
+
+
 def cmd_distill(args) -> int:
-    from akb.lalm.distill import distill, distillation_requests, read_seeds
+    """Distillation answers (one shard's, with --shard), or with --merge the shards' rows merged into
+    the file one job writes (no model is loaded)."""
+    from akb.lalm.distill import distillation_requests, read_seeds
     from akb.models import ModelSpec, load_model
+    from akb.shards import distill_shard, merge_shards
 
     _set_threads(args.threads)
     seeds = read_seeds(args.seeds, args.audio_root, args.item_questions)
-    requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed, args.question_mode)
+    requests = distillation_requests(seeds, args.prompts, args.prompts_per_clip, args.seed, args.question_mode,
+                                     args.own_prompt)
+    if args.merge:
+        merge_shards(args.merge, [r["id"] for r in requests], args.out)
+        return 0
     generation_only = not any("choices" in r for r in requests)  # questions asked by log-likelihood need transformers
     model = load_model(ModelSpec.from_config(args.model), Path(args.packaged_root), generation_only=generation_only)
-    distill(model, requests, args.out, args.batch_size, args.max_new_tokens)
+    distill_shard(model, requests, args.out, args.batch_size, args.max_new_tokens, shard=args.shard)
     return 0
 
 
@@ -245,13 +264,24 @@ def cmd_transcribe(args) -> int:
     if args.seeds is not None:
         from akb.lalm.distill import read_seeds
 
-        audio_of = {s.clip_id: s.audio for s in read_seeds(args.seeds, args.audio_root, item_questions=False)}
+        seeds = read_seeds(args.seeds, args.audio_root, item_questions=False)
+        audio_of = {s.clip_id: s.audio for s in seeds}
+        # A seed row's own transcript (the dataset's text), where it has one: Whisper hears the rest.
+        given = {s.clip_id: s.transcript for s in seeds if s.transcript is not None} if args.seed_transcripts else None
         condition = "full"
     else:
+        if args.seed_transcripts:
+            raise ValueError("--seed-transcripts is for the training clips (--seeds)")
         audio_of = {item.id: item.audio for item in _audio_items(args)[0]}
-        condition = args.condition
+        given, condition = None, args.condition
+    has_speech = None
+    if args.vad:
+        from akb.lalm.vad import SpeechDetector
+
+        has_speech = SpeechDetector()
     asr = WhisperCaptioner.from_pretrained(args.whisper)
-    write_transcripts(asr, audio_of, args.out, args.batch_size, condition, args.min_fragment_samples)
+    write_transcripts(asr, audio_of, args.out, args.batch_size, condition, args.min_fragment_samples,
+                      given=given, has_speech=has_speech)
     return 0
 
 
@@ -269,16 +299,22 @@ def _transcripts(args, settings: dict, ids) -> dict[str, str] | None:
 
 def cmd_train(args) -> int:
     from akb.lalm.grounded import build_lalm
+    from akb.lalm.parallel import data_parallel
     from akb.lalm.train import TrainSettings, read_rows, train
     from akb.models import ModelSpec
 
-    _set_threads(args.threads)
-    settings, spec = args.grounded, ModelSpec.from_config(args.model)
-    rows = read_rows(args.distill)
-    transcripts = _transcripts(args, settings, dict.fromkeys(r["clip_id"] for r in rows))
-    model = build_lalm(spec, settings, Path(args.packaged_root))
-    info = {"backbone": spec.name, "encoder": settings["encoder"]["source"], "distill": args.distill}
-    train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info)
+    # Under torchrun: one of several data-parallel processes, each with its own model copy on its
+    # own GPU (akb.lalm.parallel); otherwise the one process, exactly as before.
+    with data_parallel() as ranks:
+        if not ranks.main:  # rank 0 reports; the others only their warnings and errors
+            logging.getLogger().setLevel(logging.WARNING)
+        _set_threads(ranks.threads(args.threads))
+        settings, spec = args.grounded, ModelSpec.from_config(ranks.model_entry(args.model))
+        rows = read_rows(args.distill)
+        transcripts = _transcripts(args, settings, dict.fromkeys(r["clip_id"] for r in rows))
+        model = build_lalm(spec, settings, Path(args.packaged_root))
+        info = {"backbone": spec.name, "encoder": settings["encoder"]["source"], "distill": args.distill}
+        train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info)
     return 0
 
 
@@ -494,6 +530,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_caption)
 
+    p = sub.add_parser("convert-desta-seeds", help="DeSTA-AQA5M rows -> seed JSONL for `akb distill`, clips checked "
+                                                   "under each source corpus's folder, with a per-dataset report")
+    p.add_argument("--source", required=True, help="hub id (DeSTA-ntu/DeSTA-AQA5M-FROM-Llama3.1-8B-Instruct), "
+                                                   "or a local JSONL/parquet file or folder")
+    p.add_argument("--data-files", nargs="+", default=None, help="only these files of the source (names or globs)")
+    p.add_argument("--revision", default=None, help="hub revision")
+    p.add_argument("--audio-roots", type=_json_arg, required=True,
+                   help='JSON {"<dataset>": "<folder>" or null}: where each source corpus\'s clips are')
+    p.add_argument("--on-missing", choices=["error", "skip"], default="error")
+    p.add_argument("--max-rows", type=int, default=None, help="total rows, shared in proportion to each dataset's")
+    p.add_argument("--per-dataset-max", type=_json_arg, default={}, help='JSON {"<dataset>": n}')
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="the seed JSONL")
+    p.add_argument("--report-dir", default=None, help="report.csv, report.md, skipped.csv; default: beside --out")
+    p.set_defaults(func=cmd_convert_desta_seeds)
+
     p = sub.add_parser("distill", help="self-distillation data: the backbone answers prompts from seed descriptions")
     p.add_argument("--seeds", required=True, help="MMAU-format JSON with metadata.summary, or seed JSONL")
     p.add_argument("--audio-root", default=None)
@@ -503,12 +555,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ask each clip's own benchmark question (MMAU-format seeds)")
     p.add_argument("--question-mode", choices=["loglik", "generate"], default="generate",
                    help="ask own questions as the evaluation will: answered by option log-likelihood or generated")
+    p.add_argument("--own-prompt", choices=["add", "replace"], default="add",
+                   help="a seed row's own prompt is asked besides the sampled ones (add) or instead of them "
+                        "(replace: DeSTA2.5, one request per row)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", type=_json_arg, required=True, help="the backbone's config entry as JSON")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--packaged-root", default="resources/models")
     p.add_argument("--threads", type=int, default=None)
+    parts = p.add_mutually_exclusive_group()
+    parts.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                       help="only shard K of N (whole batches of the unsharded run; merge with --merge)")
+    parts.add_argument("--merge", nargs="+", default=None, metavar="PART",
+                       help="merge these shard files (any order) into --out, the unsharded run's file")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_distill)
 
@@ -522,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", default="full", help="--benchmark: full, fragment-N-k, silence or noise")
     p.add_argument("--min-fragment-samples", type=int, default=1600)
     p.add_argument("--whisper", required=True, help="Whisper checkpoint (grounded.encoder.source)")
+    p.add_argument("--seed-transcripts", action="store_true",
+                   help="--seeds: keep a seed row's own `transcript`; Whisper only for clips without one")
+    p.add_argument("--vad", action="store_true",
+                   help="Silero voice activity first: a clip without speech gets no transcript (DeSTA2.5)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help='JSONL, one {"id", "transcript"} per clip')

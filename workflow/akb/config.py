@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, validators
 from akb.io import read_yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+RECIPES_PATH = Path(__file__).resolve().parent.parent / "data" / "recipes.yaml"
 
 
 class ConfigError(ValueError):
@@ -39,10 +40,36 @@ def _key_path(path) -> str:
     return text
 
 
+def _merged(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `own` laid over it, key by key into nested blocks: `own`'s values win."""
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def apply_recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with its `grounded.recipe` (workflow/data/recipes.yaml) filling the grounded settings it
+    leaves out. A recipe's DeSTA-AQA5M subsample applies only to a config that reads DeSTA-AQA5M."""
+    grounded = config.get("grounded") or {}
+    name = grounded.get("recipe")
+    if name is None:
+        return config
+    recipes = read_yaml(RECIPES_PATH)
+    if name not in recipes:
+        raise ConfigError(f"invalid configuration:\n  config.grounded.recipe: unknown recipe {name!r}; "
+                          f"one of {sorted(recipes)} ({RECIPES_PATH})")
+    recipe = copy.deepcopy(recipes[name])
+    if "desta_aqa" not in (grounded.get("distill") or {}):
+        recipe.get("distill", {}).pop("desta_aqa", None)
+    return {**config, "grounded": _merged(recipe, grounded)}
+
+
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Return a validated copy of `config` with defaults filled in, or raise ConfigError."""
+    """Return a validated copy of `config` with its recipe applied and defaults filled in, or raise
+    ConfigError."""
     schema = yaml.safe_load(schema_path.read_text())
-    config = copy.deepcopy(config)
+    config = apply_recipe(copy.deepcopy(config))
     errors = sorted(_with_defaults(Draft202012Validator)(schema).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         raise ConfigError(
@@ -83,6 +110,10 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         if model_entry(config, name)["backend"] == "api":
             raise ConfigError(f"invalid configuration:\n  config.grounded.backbones: {name} is an API model; "
                               "an audio LLM needs the backbone's weights")
+    distill = config["grounded"]["distill"]
+    if distill.get("desta_aqa") and distill["seeds"] != "synthetic":
+        raise ConfigError("invalid configuration:\n  config.grounded.distill: seeds and desta_aqa both name the "
+                          "seeds; desta_aqa writes resources/desta_aqa/seeds.jsonl: remove `seeds`")
     unknown = [m for m in config["diagnostics"]["models"] if m not in config["grounded"]["backbones"]]
     if unknown:
         raise ConfigError(f"invalid configuration:\n  config.diagnostics.models: {unknown} are not grounded "

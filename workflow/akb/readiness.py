@@ -518,9 +518,34 @@ class HubChecker:
 # ---- grounded seeds and supplied captions ----
 
 
+def _desta_aqa_checks(desta: dict) -> list[Check]:
+    """The DeSTA-AQA5M rows and each configured corpus folder (its clips are checked by the conversion)."""
+    from akb.data.desta_aqa import is_hub_source
+
+    source = desta["source"]
+    if is_hub_source(source):
+        checks = [Check("seeds", source, OK, "DeSTA-AQA5M rows streamed from the hub by convert_desta_seeds")]
+    elif Path(source).exists():
+        checks = [Check("seeds", source, OK, "present (rows and clips are checked by convert_desta_seeds)")]
+    else:
+        checks = [Check("seeds", source, MISSING, "grounded.distill.desta_aqa.source not found",
+                        "give the hub id or the folder of the downloaded JSONL/parquet files")]
+    if not any(root is not None for root in desta["audio_roots"].values()):
+        checks.append(Check("seeds", "grounded.distill.desta_aqa.audio_roots", MISSING,
+                            "no corpus has an audio root, so no clip of DeSTA-AQA5M can be found",
+                            "set audio_roots.<corpus> to the folder of your copy of each corpus you have"))
+    for dataset, root in desta["audio_roots"].items():
+        if root is not None and not Path(root).is_dir():
+            checks.append(Check("seeds", root, MISSING, f"grounded.distill.desta_aqa.audio_roots.{dataset} not found",
+                                f"put your copy of {dataset} there, or set it to null to leave it out"))
+    return checks
+
+
 def check_inputs(config: dict) -> list[Check]:
     checks = []
     grounded = config["grounded"]
+    if grounded["backbones"] and grounded["distill"].get("desta_aqa"):
+        checks += _desta_aqa_checks(grounded["distill"]["desta_aqa"])
     if grounded["backbones"] and grounded["distill"]["seeds"] != "synthetic":
         seeds = grounded["distill"]["seeds"]
         if not Path(seeds).is_file():

@@ -1,6 +1,7 @@
 # Config validation, lookups and target lists shared by every stage.
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from akb.config import (
     validate_config,
 )
 from akb.data.bank import resolve_source, taxonomy_categories
+from akb.data.desta_aqa import is_hub_source
 from akb.data.hf_bench import METADATA_NAME as HF_METADATA_NAME, is_hf_source
 from akb.data.fetch import fetch_paths
 from akb.diagnostics import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
@@ -55,7 +57,11 @@ SYNTHETIC_DIR = "resources/synthetic"
 GROUNDED = config["grounded"]
 GROUNDED_MODELS = GROUNDED["backbones"]
 GROUNDED_BENCHMARKS = (GROUNDED["benchmarks"] or list(AUDIO_BENCHMARKS)) if GROUNDED_MODELS else []
-if GROUNDED_MODELS and GROUNDED["distill"]["seeds"] == "synthetic" and not config["synthetic"]["n_train"]:
+# DeSTA-AQA5M seeds (grounded.distill.desta_aqa): converted by convert_desta_seeds, replacing `seeds`.
+DESTA_AQA = GROUNDED["distill"].get("desta_aqa")
+DESTA_SEEDS = "resources/desta_aqa/seeds.jsonl"
+if (GROUNDED_MODELS and not DESTA_AQA and GROUNDED["distill"]["seeds"] == "synthetic"
+        and not config["synthetic"]["n_train"]):
     raise WorkflowError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
                         "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
 
@@ -201,11 +207,42 @@ def diagnostics_outputs():
 
 def grounded_json(wildcards=None):
     # `transcribe` is the transcription jobs' alone: changing its batch size or resources reruns nothing.
-    return json.dumps({k: v for k, v in GROUNDED.items() if k != "transcribe"})
+    # So is `distill.desta_aqa` the conversion's: its seeds reach training through the distilled rows.
+    # And `distill.shards` only splits the distillation into jobs (the merged rows are the same).
+    settings = {k: v for k, v in GROUNDED.items() if k != "transcribe"}
+    settings["distill"] = {k: v for k, v in settings["distill"].items() if k not in ("desta_aqa", "shards")}
+    return json.dumps(settings)
+
+
+# Data-parallel training (akb.lalm.parallel): a backbone whose training asks for more than one GPU
+# (models[].resources.train.gpu, per node; .nodes, default 1) trains in one process per GPU, all
+# launched by torchrun; each global batch is batch_size x grad_accum x GPUs x nodes samples (see
+# akb.lalm.train). Its own rule, so train_lalm, its command and its finished jobs stay as they were.
+def lalm_train_shape(name):
+    """(GPUs per node, nodes) of a backbone's training job."""
+    resources = stage_entry(config, name, "train")["resources"]
+    return resources["gpu"], resources.get("nodes", 1)
+
+
+PARALLEL_TRAINED = [m for m in GROUNDED_MODELS if max(lalm_train_shape(m)) > 1]
+
+
+def lalm_launcher(wildcards):
+    """torchrun on one node; on several, one torchrun per node (srun, inside the SLURM job), meeting
+    at the job's first node, where this command runs."""
+    gpus, nodes = lalm_train_shape(wildcards.model)
+    per_node = max(gpus, 1)
+    if nodes == 1:
+        return f"torchrun --standalone --nproc-per-node {per_node}"
+    return (f"srun --nodes {nodes} --ntasks {nodes} --ntasks-per-node 1 --gpus-per-node {per_node} "
+            f"--kill-on-bad-exit 1 torchrun --nnodes {nodes} --nproc-per-node {per_node} --rdzv-backend c10d "
+            '--rdzv-id "$SLURM_JOB_ID" --rdzv-endpoint "$(hostname):29500"')
 
 
 def grounded_seed_inputs(wildcards):
     seeds = GROUNDED["distill"]["seeds"]
+    if DESTA_AQA:
+        return [DESTA_SEEDS]
     if seeds == "synthetic":
         return [SYNTHETIC_DIR]
     return [seeds] if Path(seeds).is_file() else []  # a missing file is reported by the job
@@ -213,7 +250,35 @@ def grounded_seed_inputs(wildcards):
 
 def grounded_seed_file():
     seeds = GROUNDED["distill"]["seeds"]
+    if DESTA_AQA:
+        return DESTA_SEEDS
     return f"{SYNTHETIC_DIR}/train.json" if seeds == "synthetic" else seeds
+
+
+def desta_aqa_args(wildcards):
+    """`akb convert-desta-seeds` options from grounded.distill.desta_aqa."""
+    s = DESTA_AQA
+    args = [f"--source {shlex.quote(s['source'])}", f"--audio-roots {shlex.quote(json.dumps(s['audio_roots']))}",
+            f"--on-missing {s['on_missing']}", f"--sample-seed {s['sample_seed']}"]
+    if s["data_files"]:
+        args.append("--data-files " + " ".join(map(shlex.quote, s["data_files"])))
+    if s["revision"]:
+        args.append(f"--revision {shlex.quote(s['revision'])}")
+    if s["max_rows"]:
+        args.append(f"--max-rows {s['max_rows']}")
+    if s["per_dataset_max"]:
+        args.append(f"--per-dataset-max {shlex.quote(json.dumps(s['per_dataset_max']))}")
+    return " ".join(args)
+
+
+def desta_aqa_inputs(wildcards):
+    # A local copy of the rows is an input (edited or replaced, the seeds are converted again).
+    return [DESTA_AQA["source"]] if DESTA_AQA and Path(DESTA_AQA["source"]).exists() else []
+
+
+def desta_aqa_local():
+    # Streaming from the hub runs where snakemake runs: cluster compute nodes often cannot reach it.
+    return bool(DESTA_AQA) and is_hub_source(DESTA_AQA["source"])
 
 
 def grounded_encoder_files(wildcards):
@@ -248,6 +313,15 @@ def transcript_option(wildcards):
     return f"--transcripts {path}" if path else ""
 
 
+def transcribe_batch_size(training):
+    """A transcription job's `--batch-size` value, followed by the DeSTA2.5 options that are set
+    (--seed-transcripts for the training clips, --vad): configs that set neither run exactly the
+    commands they ran before the options existed, so their finished jobs are not rerun."""
+    options = ["--seed-transcripts"] if training and TRANSCRIBE.get("seed_transcripts") else []
+    options += ["--vad"] if TRANSCRIBE.get("vad") else []
+    return " ".join([str(TRANSCRIBE["batch_size"]), *options]) if options else TRANSCRIBE["batch_size"]
+
+
 def transcribe_resource(key, job):
     """gpu, mem_mb, runtime or threads of a transcription job; `train`, the training clips' job,
     takes grounded.transcribe.resources.train over them."""
@@ -270,6 +344,13 @@ def cascade_mode(wildcards):
 
 def grounded_mode(wildcards):
     return GROUNDED["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
+
+
+def distill_question_mode(wildcards):
+    """`akb distill`'s --question-mode value, followed by `--own-prompt replace` when that is set
+    (DeSTA2.5: a seed row's own prompt alone): configs without it run the command they ran before."""
+    mode = grounded_mode(wildcards)
+    return f"{mode} --own-prompt replace" if GROUNDED["distill"].get("own_prompt") == "replace" else mode
 
 
 def evaluate_mode(wildcards):

@@ -2,23 +2,61 @@
 # is fine-tuned into a DeSTA-style audio LLM, and answers the audio benchmarks with the audio.
 
 
+# Only when grounded.distill.desta_aqa asks for it: otherwise no rule claims its seed path, which a
+# config may fill by hand (grounded.distill.seeds).
+if DESTA_AQA:
+
+    rule convert_desta_seeds:
+        """DeSTA-AQA5M rows -> the seeds the distillation reads, each clip checked under its corpus's
+        folder; the report counts rows and missing or unreadable clips per source dataset. With
+        on_missing: error such clips stop the job (the log has the table) and nothing is written."""
+        input:
+            desta_aqa_inputs,
+        output:
+            seeds=DESTA_SEEDS,
+            report_csv="resources/desta_aqa/report.csv",
+            report_md="resources/desta_aqa/report.md",
+            skipped="resources/desta_aqa/skipped.csv",
+        log:
+            "logs/desta_aqa/convert.log",
+        params:
+            args=desta_aqa_args,
+            report_dir=lambda wildcards, output: str(Path(output.seeds).parent),
+        localrule: desta_aqa_local()
+        conda:
+            "../../envs/audio.yaml"
+        resources:
+            runtime=240,
+        shell:
+            "python -m akb convert-desta-seeds {params.args} --out {output.seeds} "
+            "--report-dir {params.report_dir:q} > {log} 2>&1"
+
+
+# Sharded distillation (grounded.distill.shards = N > 1): N jobs per backbone, each on whole batches
+# of the unsharded run (akb.shards), then a merge into the file one job writes, byte for byte. Unset
+# or 1: the rule, its command and parameters are exactly as before (so nothing finished reruns).
+DISTILL_SHARDS = GROUNDED["distill"].get("shards") or 1
+
+
 rule distill_data:
-    """The backbone answers prompts about each training clip from its seed description (resumable)."""
+    """The backbone answers prompts about each training clip (one shard's batches of them, if
+    sharded) from its seed description (resumable)."""
     input:
         grounded_seed_inputs,
         model=model_files,
         ready=ancient(READINESS),
     output:
-        "results/grounded/{model}/distill.jsonl",
+        shard_path("results/grounded/{model}/distill.jsonl", DISTILL_SHARDS),
     log:
-        "logs/grounded/{model}/distill.log",
+        shard_path("logs/grounded/{model}/distill.log", DISTILL_SHARDS),
     params:
+        **({"part": f"--shard {{shard}}/{DISTILL_SHARDS}"} if DISTILL_SHARDS > 1 else {}),
         seeds=grounded_seed_file(),
         root=f"--audio-root {GROUNDED['distill']['audio_root']}" if GROUNDED["distill"]["audio_root"] else "",
         prompts=json.dumps(GROUNDED["distill"]["prompts"]),
         per_clip=GROUNDED["distill"]["prompts_per_clip"],
         questions="--item-questions" if GROUNDED["distill"]["item_questions"] else "--no-item-questions",
-        question_mode=grounded_mode,
+        question_mode=distill_question_mode,
         batch_size=GROUNDED["distill"]["batch_size"],
         max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
         model=model_json("distill"),
@@ -34,8 +72,32 @@ rule distill_data:
         "python -m akb distill --seeds {params.seeds} {params.root} --prompts {params.prompts:q} "
         "--prompts-per-clip {params.per_clip} {params.questions} --question-mode {params.question_mode} "
         "--seed {params.seed} --model {params.model:q} "
-        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
+        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads}"
+        f"{' {params.part}' if DISTILL_SHARDS > 1 else ''} "
         "--out {output} > {log} 2>&1"
+
+
+if DISTILL_SHARDS > 1:
+
+    use rule distill_data as merge_distill_shards with:
+        # The same command with --merge: it rebuilds the requests (no model) for their order.
+        input:
+            grounded_seed_inputs,
+            parts=shard_paths("results/grounded/{model}/distill.jsonl", DISTILL_SHARDS),
+        output:
+            "results/grounded/{model}/distill.jsonl",
+        log:
+            "logs/grounded/{model}/distill.log",
+        params:
+            part=lambda wildcards, input: "--merge " + " ".join(input.parts),
+        threads: 1
+        resources:
+            gpu=0,
+            mem_mb=8000,
+            runtime=60,
+
+    localrules:
+        merge_distill_shards,
 
 
 rule transcribe_training_clips:
@@ -52,7 +114,7 @@ rule transcribe_training_clips:
         seeds=grounded_seed_file(),
         root=f"--audio-root {GROUNDED['distill']['audio_root']}" if GROUNDED["distill"]["audio_root"] else "",
         whisper=GROUNDED["encoder"]["source"],
-        batch_size=TRANSCRIBE["batch_size"],
+        batch_size=transcribe_batch_size(training=True),
     threads: transcribe_resource("threads", "train")
     resources:
         gpu=transcribe_resource("gpu", "train"),
@@ -82,7 +144,7 @@ rule transcribe_benchmark:
     params:
         args=audio_benchmark_args,
         whisper=GROUNDED["encoder"]["source"],
-        batch_size=TRANSCRIBE["batch_size"],
+        batch_size=transcribe_batch_size(training=False),
         min_samples=config["diagnostics"]["min_fragment_samples"],
     threads: transcribe_resource("threads", "benchmark")
     resources:
@@ -124,6 +186,54 @@ rule train_lalm:
         "python -m akb train --distill {input.distill} {params.transcripts} --model {params.model:q} "
         "--grounded {params.grounded:q} "
         "--threads {threads} --state-dir resources/train_state/{wildcards.model} --out {output} > {log} 2>&1"
+
+
+# Data-parallel training: a backbone whose training asks for more than one GPU trains under torchrun
+# (lalm_launcher in common.smk). Its own rule, so train_lalm, its command and its finished jobs stay
+# as they were.
+if PARALLEL_TRAINED:
+
+    rule train_lalm_parallel:
+        """train_lalm on several GPUs (and nodes): one data-parallel process per GPU; resumable the
+        same way (rank 0 keeps the state in resources/train_state/{model})."""
+        input:
+            grounded_encoder_files,
+            transcript_inputs,
+            distill="results/grounded/{model}/distill.jsonl",
+            model=model_files,
+            ready=ancient(READINESS),
+        output:
+            directory("results/grounded/{model}/checkpoint"),
+        log:
+            "logs/grounded/{model}/train.log",
+        wildcard_constraints:
+            model=_one_of(PARALLEL_TRAINED),
+        params:
+            launcher=lalm_launcher,
+            model=model_json("train"),
+            grounded=grounded_json(),
+            transcripts=transcript_option,
+        threads: model_resource("threads", "train")
+        resources:
+            # The SLURM executor plugin's keys: GPUs of the whole job, on `nodes` nodes; one task
+            # (torchrun) per node. `mpi` set lets the job step run the command itself (on several
+            # nodes its srun starts the torchruns); tasks_per_gpu 0 keeps the plugin from asking
+            # for `tasks` tasks per GPU.
+            gpu=lambda w: max(lalm_train_shape(w.model)[0], 1) * lalm_train_shape(w.model)[1],
+            nodes=lambda w: lalm_train_shape(w.model)[1],
+            tasks=lambda w: lalm_train_shape(w.model)[1],
+            tasks_per_gpu=0,
+            mpi=lambda w: "srun" if lalm_train_shape(w.model)[1] > 1 else "",
+            mem_mb=model_resource("mem_mb", "train"),
+            runtime=model_resource("runtime", "train"),
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "{params.launcher} -m akb train --distill {input.distill} {params.transcripts} "
+            "--model {params.model:q} --grounded {params.grounded:q} --threads {threads} "
+            "--state-dir resources/train_state/{wildcards.model} --out {output} > {log} 2>&1"
+
+    ruleorder: train_lalm_parallel > train_lalm
 
 
 rule evaluate_lalm:

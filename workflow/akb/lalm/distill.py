@@ -10,8 +10,9 @@ the description, and the backbone's own style and knowledge are kept.
 Seed files:
   * an MMAU-format JSON array with `metadata.summary` (the synthetic suite's train split); the
     clip's own question and options can be used as one more prompt (`item_questions`);
-  * JSONL rows {"id", "audio", "seed_description"} (+ optional "prompt"), audio relative to
-    `audio_root` -- the layout of DeSTA-AQA5M with a user's copy of its source audio.
+  * JSONL rows {"id", "audio", "seed_description"} (+ optional "prompt", "transcript", "dataset"),
+    audio relative to `audio_root` -- what `akb convert-desta-seeds` writes from DeSTA-AQA5M and a
+    user's copies of its source corpora (akb.data.desta_aqa).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Seed:
     description: str
     prompts: tuple[str, ...] = ()  # prompts that come with this clip in a seed JSONL
     item: MCQItem | None = None  # the clip's own benchmark question (MMAU-format seeds)
+    transcript: str | None = None  # the seed row's own transcript (DeSTA-AQA5M's), when it has one
+    dataset: str | None = None  # the seed row's source corpus (DeSTA-AQA5M's `dataset`)
 
 
 def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_questions: bool = True) -> list[Seed]:
@@ -72,21 +75,31 @@ def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_ques
         if not audio.is_file():
             raise FileNotFoundError(f"{path}:{line}: audio file {audio} not found")
         prompts = (row["prompt"],) if row.get("prompt") else ()
-        seeds.append(Seed(str(row["id"]), str(audio), row["seed_description"], prompts))
+        seeds.append(Seed(str(row["id"]), str(audio), row["seed_description"], prompts,
+                          transcript=row.get("transcript"), dataset=row.get("dataset") or None))
     return seeds
 
 
+OWN_PROMPT_MODES = ("add", "replace")
+
+
 def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_clip: int, seed: int,
-                          question_mode: str = "generate") -> list[dict]:
+                          question_mode: str = "generate", own_prompt: str = "add") -> list[dict]:
     """One request per (clip, prompt): `prompts_per_clip` prompts sampled from the set (seeded per
     clip, so adding clips does not change the others' prompts), plus the clip's own prompts and its
-    own question. The question is asked the way the evaluation will ask it (`question_mode`): as a
-    lettered question answered by generation, or as "Question: ...\nAnswer:" answered by the option
-    the backbone finds most likely."""
+    own question. own_prompt="replace" asks a clip that comes with its own prompt (a seed row's
+    `prompt`) that prompt alone, as DeSTA2.5 answers each DeSTA-AQA5M row's own prompt once; clips
+    without one still get the sampled prompts. The question is asked the way the evaluation will ask
+    it (`question_mode`): as a lettered question answered by generation, or as "Question: ...\nAnswer:"
+    answered by the option the backbone finds most likely."""
+    if own_prompt not in OWN_PROMPT_MODES:
+        raise ValueError(f"own_prompt must be one of {list(OWN_PROMPT_MODES)}, not {own_prompt!r}")
     requests = []
     for s in seeds:
         rng = random.Random(f"{seed}:{s.clip_id}")
-        chosen = [{"prompt": p} for p in rng.sample(list(prompts), min(prompts_per_clip, len(prompts)))]
+        chosen = []
+        if not (own_prompt == "replace" and s.prompts):
+            chosen = [{"prompt": p} for p in rng.sample(list(prompts), min(prompts_per_clip, len(prompts)))]
         chosen += [{"prompt": p} for p in s.prompts]
         if s.item is not None and question_mode == "loglik":
             chosen.append({"prompt": loglik_context(s.item), "choices": list(s.item.choices)})
@@ -101,12 +114,18 @@ def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_cli
     return requests
 
 
+def request_texts(model: LanguageModel, requests: list[dict]) -> list[str]:
+    """The backbone's prompt for each request: its question with the seed description in place of
+    the audio (their lengths order the batches, see akb.shards.distill_shard)."""
+    return [model.prompt(with_description(r["prompt"], r["seed_description"])) for r in requests]
+
+
 def distill(model: LanguageModel, requests: list[dict], out_path: str | Path, batch_size: int = 16,
             max_new_tokens: int = 96) -> None:
     """Answer every request with the backbone, greedily, batched by length; resumable. Requests with
     `choices` are answered by the option of highest log-likelihood (its text is the response)."""
     partial = PartialJsonl(out_path)
-    texts = [model.prompt(with_description(r["prompt"], r["seed_description"])) for r in requests]
+    texts = request_texts(model, requests)
     lengths = [model.token_length(t) for t in texts]
     done = sum(partial.done(r["id"]) for r in requests)
     with tqdm(total=len(requests), initial=done, desc=f"distill {model.spec.name}", unit="answer") as bar:

@@ -176,3 +176,24 @@ def test_loglik_of_an_option_matches_a_manual_sum(tmp_path, tiny_whisper_dir, ro
     assert single.logprob == pytest.approx(pair[0].logprob, abs=1e-4)  # padding does not change it
     option_ids = lalm.processor.encode("pink noise")
     assert single.n_tokens == len(option_ids) and single.logprob < 0
+
+
+def test_the_audio_llm_can_be_asked_in_destas_convention(tmp_path, tiny_whisper_dir, rows, suite):
+    """grounded.evaluate.prompt_style: desta: DeSTA2.5's quoted options, and its system prompt inside
+    the audio LLM's own chat template."""
+    from akb.prompts import DESTA_SYSTEM_PROMPT, styled_spec
+
+    checkpoint, _ = _train(tmp_path, tiny_whisper_dir, rows, "ck", max_steps=1)
+    spec = styled_spec(SPEC, "desta")
+    lalm = build_lalm(spec, settings(tiny_whisper_dir), tmp_path, checkpoint=checkpoint)
+    items, _ = load_audio_benchmark(suite["test"])
+    items = items[:3]
+    clips = {it.id: Clip(np.zeros(16000, dtype=np.float32), "") for it in items}
+    model = GroundedLM(spec, lalm, clips)
+    out = tmp_path / "desta.jsonl"
+    probe(model, items, out, "generate", batch_size=4, max_new_tokens=4, style="desta")
+    for row, item in zip(read_jsonl(out), items):
+        assert row["prompt"].endswith(" or " + f'"{item.choices[-1]}"') and "(A)" not in row["prompt"]
+    before, after = lalm.processor.prompt_text("Which?", has_audio=True)
+    assert DESTA_SYSTEM_PROMPT in before  # the system turn, rendered by the backbone's template
+    assert after.startswith("\nWhich?")  # the audio first, then the instruction, as DeSTA asks

@@ -99,3 +99,12 @@ def tiny_whisper_dir(tmp_path_factory):
                                    no_timestamps_token_id=5, is_multilingual=False)
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tests (bitwise-stable results on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

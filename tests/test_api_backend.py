@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -94,17 +95,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture
-def server(monkeypatch):
+@contextmanager
+def running_server(monkeypatch, handler=None):
+    """A FakeServer on loopback (answering with `handler`, default Handler), the key set, no proxy."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv(KEY_ENV, SECRET)
     srv = FakeServer()
+    if handler is not None:
+        srv.RequestHandlerClass = handler
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with running_server(monkeypatch) as srv:
+        yield srv
 
 
 @pytest.fixture

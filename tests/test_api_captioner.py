@@ -9,13 +9,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from test_api_backend import KEY_ENV, SECRET, FakeServer, Handler
+from test_api_backend import KEY_ENV, SECRET, Handler, running_server
 
 from akb.audio import SAMPLE_RATE, load_audio
 from akb.caption import caption_items
@@ -65,16 +64,8 @@ class AudioHandler(Handler):
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    srv = FakeServer()
-    srv.RequestHandlerClass = AudioHandler
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with running_server(monkeypatch, AudioHandler) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -25,15 +25,8 @@ from akb.lalm.transcripts import write_transcripts
 from akb.lalm.vad import SpeechDetector
 from akb.models import ModelSpec
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def with_(**changes) -> LALMConfig:

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from akb.audio import load_audio
 from akb.captioners.whisper import WhisperCaptioner
@@ -19,20 +18,13 @@ from akb.lalm.transcripts import read_transcripts
 from akb.models import ModelSpec
 from akb.probe import probe
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 MODEL = {"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3", "chat": {"thinking": False}}
 # Half of a clip shorter than 1.125 s is under this many samples: those clips (about half of the
 # suite's) cannot be cut into 2.
 MIN_SAMPLES = 9000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -504,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speech-engine", default="auto", choices=["auto", "espeak-ng", "formant"])
     p.set_defaults(func=cmd_generate_synthetic)
 
+    def prompt_style_arg(p):
+        p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
+                       help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
+
     def audio_benchmark_args(p):
         p.add_argument("--benchmark", required=True, help="MMAU or MMAR file (JSON array or JSONL)")
         p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
@@ -612,8 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-fragment-samples", type=int, default=1600)
     p.add_argument("--transcripts", default=None, help=transcripts_help + ", for the same condition")
     p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
-    p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
-                   help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
+    prompt_style_arg(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")
@@ -636,8 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", required=True)
     p.add_argument("--model", type=_json_arg, required=True, help="the model's config entry as JSON")
     p.add_argument("--mode", choices=["loglik", "generate"], default="generate")
-    p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
-                   help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
+    prompt_style_arg(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--packaged-root", default="resources/models")

@@ -24,13 +24,11 @@ include: "workflow/rules/grounded.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/bankgen.smk"  # `snakemake bankgen`; not part of `all`
+include: "workflow/rules/provenance.smk"  # results/provenance.json, after every other target
 
 
 rule all:
     input:
-        probe_outputs(),
-        cascade_outputs(),
-        grounded_outputs(),
-        diagnostics_outputs(),
-        figure_outputs(),
+        study_outputs(),  # a new stage's targets go there, so the provenance waits for them too
+        PROVENANCE,
     default_target: True

@@ -31,6 +31,34 @@ def make_items(n: int = 10) -> list[MCQItem]:
     return items
 
 
+class Interrupted(Exception):
+    """What `DiesAfter` raises: a job killed between two batches."""
+
+
+class DiesAfter:
+    """Wraps a model and fails like a killed job after a number of batches (probe and distillation
+    resume tests)."""
+
+    def __init__(self, model, batches):
+        self.model, self.left = model, batches
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def _one_more(self):
+        if self.left == 0:
+            raise Interrupted
+        self.left -= 1
+
+    def generate(self, prompts, max_new_tokens):
+        self._one_more()
+        return self.model.generate(prompts, max_new_tokens)
+
+    def loglikelihood(self, requests):
+        self._one_more()
+        return self.model.loglikelihood(requests)
+
+
 @pytest.fixture
 def items() -> list[MCQItem]:
     return make_items()
@@ -108,3 +136,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ---- optional system packages (chromium, espeak-ng): skipped where absent, failed where required ----
+
+REQUIRE_OPTIONAL = "AKB_REQUIRE_OPTIONAL"
+
+
+def required_optional() -> set[str]:
+    """The optional packages this run must have: AKB_REQUIRE_OPTIONAL, comma separated (.ci/run sets it)."""
+    return {name.strip() for name in os.environ.get(REQUIRE_OPTIONAL, "").split(",") if name.strip()}
+
+
+def require_optional(name: str, available: bool, install: str) -> None:
+    """Skip the calling test when optional package `name` is missing, or fail it when the run requires
+    the package: a CI machine that lost it would otherwise pass while testing less."""
+    if available:
+        return
+    if name in required_optional():
+        pytest.fail(f"{name} is missing but {REQUIRE_OPTIONAL} requires it ({install})", pytrace=False)
+    pytest.skip(f"{name} not installed ({install})")

@@ -1,6 +1,8 @@
 """The `api` backend against a local OpenAI-compatible server (http.server in a thread)."""
 
+import email.utils
 import json
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -11,10 +13,12 @@ import pytest
 from akb.config import validate_config
 from akb.io import read_jsonl
 from akb.models import ModelSpec, load_model
-from akb.models.api import APIChatModel, APIError
+from akb.models import api as api_module
+from akb.models.api import APIChatModel, APIError, ChatClient
 from akb.probe import probe
 
 SECRET = "sk-test-0123456789-SECRET"
+SLOW_REPLY_S = 10
 KEY_ENV = "AKB_TEST_API_KEY"
 
 
@@ -67,8 +71,8 @@ class Handler(BaseHTTPRequestHandler):
                 server.in_flight -= 1
 
     def respond(self, action, body):
-        if action == "sleep":
-            time.sleep(1.0)
+        if action == "sleep":  # far past the client's timeout: its wait ends at the timeout, not here
+            time.sleep(SLOW_REPLY_S)
             action = "ok"
         if isinstance(action, tuple):
             status, headers = action
@@ -168,25 +172,78 @@ def test_token_length_is_an_estimate_that_orders_by_length(make_model):
     assert model.token_length(PROMPTS[2]) > model.token_length(PROMPTS[0])
 
 
-def test_429_with_retry_after_then_success(make_model, server):
-    server.script = [(429, {"Retry-After": "1"})]
-    start = time.monotonic()
-    assert make_model().generate(["a"], 8) == ["reply to: a"]
-    assert time.monotonic() - start >= 0.9  # the server's Retry-After, not the tiny backoff
-    assert len(server.requests) == 2
+@pytest.fixture
+def waits(monkeypatch):
+    """The delays the client waits before its retries, in order, recorded instead of slept through."""
+    return record_waits(monkeypatch)
 
 
-def test_retry_after_is_capped_by_backoff_max(make_model, server):
-    server.script = [(429, {"Retry-After": "3600"}), (503, {"retry-after-ms": "50"})]
-    start = time.monotonic()
-    assert make_model(backoff_max_s=0.2).generate(["a"], 8) == ["reply to: a"]
-    assert time.monotonic() - start < 2 and len(server.requests) == 3
+def record_waits(monkeypatch, jitter="high") -> list[float]:
+    """Record ChatClient's waits (none is slept); the backoff's jitter drawn at the top ("high") or
+    the bottom ("low") of its bounds, which must be [0.5, 1]."""
+    recorded: list[float] = []
+
+    def pause(abort, delay):
+        recorded.append(delay)
+        return False
+
+    def uniform(low, high):
+        assert (low, high) == (0.5, 1.0)
+        return high if jitter == "high" else low
+
+    monkeypatch.setattr(ChatClient, "_pause", staticmethod(pause))
+    monkeypatch.setattr(api_module.random, "uniform", uniform)
+    return recorded
+
+
+@pytest.mark.parametrize(("jitter", "schedule"), [("high", [1, 2, 4, 6, 6]), ("low", [0.5, 1, 2, 3, 3])])
+def test_backoff_doubles_from_the_base_within_the_jitter_bounds_up_to_the_cap(make_model, server, monkeypatch,
+                                                                              jitter, schedule):
+    waits = record_waits(monkeypatch, jitter)
+    server.default = (500, {})
+    with pytest.raises(APIError, match="failed after 6 attempt"):
+        make_model(backoff_base_s=1, backoff_max_s=6, max_retries=5).generate(["a"], 8)
+    assert waits == schedule and len(server.requests) == 6
+
+
+def _http_date(seconds_from_now: float) -> str:
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+@pytest.mark.parametrize(("headers", "low", "high"), [
+    ({"Retry-After": "7"}, 7, 7),  # seconds
+    ({"Retry-After": "0.25"}, 0.25, 0.25),
+    ({"retry-after-ms": "1500"}, 1.5, 1.5),  # milliseconds, preferred to Retry-After
+    ({"retry-after-ms": "1500", "Retry-After": "9"}, 1.5, 1.5),
+    ("date", 28, 30),  # an HTTP date 30 s ahead (whole seconds, and the request took a moment)
+    ({"Retry-After": "3600"}, 60, 60),  # capped by backoff_max_s
+])
+def test_the_servers_retry_after_is_the_wait(make_model, server, waits, headers, low, high):
+    server.script = [(429, {"Retry-After": _http_date(30)} if headers == "date" else headers)]
+    assert make_model(backoff_max_s=60).generate(["a"], 8) == ["reply to: a"]
+    assert len(waits) == 1 and low <= waits[0] <= high and len(server.requests) == 2
+
+
+def test_connection_refused_is_retried_then_a_clear_error(tmp_path, monkeypatch, waits):
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    entry = {"name": "down", "backend": "api", "source": "fake-model-1",
+             "api": {"base_url": f"http://127.0.0.1:{port}/v1", "key_env": None, "cache_dir": str(tmp_path),
+                     "backoff_base_s": 1, "backoff_max_s": 60, "max_retries": 2}}
+    with pytest.raises(APIError) as error:
+        load_model(ModelSpec.from_config(entry)).generate(["is anyone there?"], 8)
+    assert str(error.value).startswith("model down: request ")
+    assert "'is anyone there?'" in str(error.value)
+    assert "failed after 3 attempt(s): connection error: ConnectionRefusedError" in str(error.value)
+    assert waits == [1, 2]
 
 
 @pytest.mark.parametrize("failure", [(500, {}), (502, {}), "sleep", "bad-json", "no-choices"])
 def test_transient_failure_then_success(make_model, server, failure):
     server.script = [failure, failure]
-    model = make_model(timeout_s=0.3)
+    model = make_model(timeout_s=1)  # the other replies must come within it, even on a busy machine
     assert model.generate(["a", "b"], 8) == ["reply to: a", "reply to: b"]
     assert len(server.requests) == 4 and model.stats == {"cached": 0, "sent": 4}
 
@@ -195,7 +252,7 @@ def test_transient_failure_then_success(make_model, server, failure):
     ("failure", "settings", "attempts", "message"),
     [
         ((500, {}), {"max_retries": 2}, 3, "failed after 3 attempt(s): HTTP 500"),
-        ("sleep", {"max_retries": 1, "timeout_s": 0.2}, 2, "no reply within 0.2s"),
+        ("sleep", {"max_retries": 1, "timeout_s": 1}, 2, "no reply within 1s"),
         ("bad-json", {"malformed_retries": 2}, 3, "malformed reply 3 time(s): not JSON"),
         ("no-choices", {"malformed_retries": 0}, 1, "malformed reply 1 time(s): no choices"),
         ((401, {}), {"max_retries": 5}, 1, "HTTP 401 from http://127.0.0.1"),  # not retried

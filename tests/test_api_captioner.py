@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_api_backend import KEY_ENV, SECRET, Handler, running_server
+from test_api_backend import KEY_ENV, SECRET, Handler, record_waits, running_server
 
 from akb.audio import SAMPLE_RATE, load_audio
 from akb.caption import caption_items
@@ -185,12 +185,15 @@ def test_a_changed_clip_or_prompt_is_asked_again(entry, server, bench, tmp_path)
     assert server.requests[-1]["body"]["messages"][0]["content"][0]["text"] == "Describe the clip in one sentence."
 
 
-def test_429_with_retry_after_then_200(entry, server, bench):
-    server.script = [(429, {"Retry-After": "0.3"}), (503, {})]
-    captioner = load_captioner(entry(api={"max_concurrency": 1}))
+@pytest.mark.parametrize(("headers", "first_wait"), [({"Retry-After": "1.5"}, 1.5), ({"retry-after-ms": "300"}, 0.3)])
+def test_429_with_retry_after_then_200(entry, server, bench, monkeypatch, headers, first_wait):
+    waits = record_waits(monkeypatch)
+    server.script = [(429, headers), (503, {})]
+    captioner = load_captioner(entry(api={"max_concurrency": 1, "backoff_base_s": 0.5}))
     audios = clips(bench)[:1]
     assert captioner.caption(audios) == [expected_caption(audios[0])]
     assert len(server.requests) == 3 and captioner.stats == {"cached": 0, "sent": 3}
+    assert waits == [first_wait, 1.0]  # the server's wait, then the backoff's second step (jitter at its top)
 
 
 @pytest.mark.parametrize(

@@ -311,3 +311,49 @@ def test_an_empty_option_is_no_option(tmp_path, caplog):
     assert items[2].choices == ("Man", "Woman") and items[2].answer_letter == "B"
     assert [(p.item_id, p.severity) for p in problems] == [("mmar-2", "warning")]
     assert "mmar-2: empty option(s) dropped" in caplog.text
+
+
+def _escapes(tmp_path):
+    """A benchmark under bench/ whose items 1-3 name a real clip outside it: by '..', by an absolute
+    path, and through a symlink inside the folder that points out."""
+    outside = tmp_path / "private" / "secret.wav"
+    write_clip(outside)
+    records = [mmau_record(i) for i in range(4)]
+    path = write_benchmark(tmp_path / "bench", records[:1], "mmau.json", "audio_id")
+    records[1]["audio_id"] = "../private/secret.wav"
+    records[2]["audio_id"] = str(outside)
+    (tmp_path / "bench" / "link.wav").symlink_to(outside)
+    records[3]["audio_id"] = "./link.wav"
+    path.write_text(json.dumps(records))
+    return path, outside
+
+
+def test_clips_leading_outside_the_audio_root_are_refused_unless_allowed(tmp_path, caplog):
+    path, outside = _escapes(tmp_path)
+    with pytest.raises(BankError) as raised:
+        load_audio_benchmark(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 3 bad item(s):")
+    for item_id, clip in [("mmau-1", "../private/secret.wav"), ("mmau-2", str(outside)), ("mmau-3", "./link.wav")]:
+        assert f"error: {item_id}: clip path {clip!r} leads outside the audio root {path.parent} (to {outside})" \
+            in message
+    items, problems = load_audio_benchmark(path, on_bad_item="skip")
+    assert [it.id for it in items] == ["mmau-0"] and {p.item_id for p in problems} == {"mmau-1", "mmau-2", "mmau-3"}
+    items, problems = load_audio_benchmark(path, allow_outside_root=True)
+    assert problems == [] and [it.id for it in items] == [f"mmau-{i}" for i in range(4)]
+    # A root given explicitly is the boundary: under private/, the '..' and absolute paths are inside.
+    _, problems = load_audio_benchmark(path, audio_root=tmp_path / "private", on_bad_item="skip")
+    # Only the clips of mmau-0 and mmau-3 are missing there.
+    assert ["leads outside" in p.message for p in problems] == [False, False]
+
+
+def test_the_cli_refuses_an_escaping_clip_in_one_line_and_the_flag_allows_it(tmp_path, caplog):
+    from akb.cli import main
+
+    path, _ = _escapes(tmp_path)
+    args = ["validate-audio-benchmark", "--benchmark", str(path), "--out", str(tmp_path / "v.json")]
+    assert main(args) == 2 and not (tmp_path / "v.json").exists()
+    assert "mmau-1: clip path '../private/secret.wav' leads outside the audio root" in caplog.text
+    assert "allow_outside_root: true" in caplog.text and "Traceback" not in caplog.text
+    assert main([*args, "--allow-outside-root"]) == 0
+    assert json.loads((tmp_path / "v.json").read_text())["items"] == 4

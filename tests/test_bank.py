@@ -70,10 +70,12 @@ def test_missing_file_and_unknown_extension(tmp_path):
 
 def test_checks_flag_letter_imbalance_and_near_duplicates(items):
     skewed = [replace(it, answer=it.choices[0]) for it in items]
-    messages = [str(p) for p in check_items([*skewed, replace(skewed[0], id="copy")], n_options=4)]
+    near = replace(skewed[1], id="near", question=skewed[1].question + " Listen again.")
+    messages = [str(p) for p in check_items([*skewed, replace(skewed[0], id="copy"), near], n_options=4)]
     assert "warning: letter A: is the answer of 100.0% of items (expected 20%-30%)" in messages
     assert "warning: letter D: is the answer of 0.0% of items (expected 20%-30%)" in messages
-    assert "warning: q00: near-duplicate of copy" in messages
+    assert "warning: q00: same question and options as copy" in messages
+    assert "warning: q01: near-duplicate of near" in messages
     assert not [p for p in check_items(items, n_options=4) if "letter" in p.item_id]  # balanced
 
 

@@ -2,6 +2,7 @@
 keyboard and mouse decisions, an edit, notes, persistence across a reload, and the decisions file
 saved as a real download; then import, release, validation and a probe of the released bank."""
 
+import importlib.util
 import json
 import shutil
 import time
@@ -11,18 +12,17 @@ import pytest
 from akb.bankgen.review import write_review_html
 from akb.cli import main
 from akb.io import read_jsonl, write_jsonl
-from bankgen_fixtures import review_records
+from bankgen_fixtures import record, review_records
+from conftest import require_optional
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="chromium and chromedriver not installed (apt-get install -y chromium chromium-driver)",
-)
 
 
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (the `test` extra)")
+    require_optional("chromium", bool(CHROMIUM and CHROMEDRIVER and importlib.util.find_spec("selenium")),
+                     "apt-get install -y chromium chromium-driver; selenium comes with the `test` extra")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     downloads = tmp_path / "downloads"
@@ -138,3 +138,17 @@ def test_an_empty_sheet_says_why_it_is_empty(browser, tmp_path):
     browser.get((tmp_path / "review.html").as_uri())
     assert "report.md" in browser.find_element("id", "empty").text
     assert browser.find_elements("css selector", ".card") == []
+
+
+def test_item_text_holding_html_is_shown_as_text_and_never_runs(browser, tmp_path):
+    """A generated item is model output: markup in it must reach the reviewer as the characters it is."""
+    # The script tag also tries to end the page's JSON data element early; the image would run its
+    # handler if the text were ever set as HTML (a script added that way does not run).
+    payload, handler = "<script>window.__pwned=1</script><b>x</b>", '<img src="x" onerror="window.__pwned=2">'
+    planted = record("gen-x", f"Which is it? {payload}", [payload, handler, "three", "four"], "A")
+    write_review_html([planted], tmp_path / "review.html", "Review test")
+    browser.get((tmp_path / "review.html").as_uri())
+    card = browser.find_element("id", "card-0")
+    assert f"Which is it? {payload}" in card.text and f"(A) {payload}" in card.text and f"(B) {handler}" in card.text
+    assert card.find_elements("css selector", "script, b, img") == []  # no element came out of the text
+    assert browser.execute_script("return window.__pwned === undefined")

@@ -7,6 +7,7 @@ import pytest
 from akb.cli import main
 from akb.lalm.distill import distill
 from akb.shards import Shard, distill_batches, distill_shard, merge_shards, shard_path
+from conftest import DiesAfter, Interrupted
 
 MODEL = {"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3"}
 
@@ -93,3 +94,24 @@ def test_cli_shards_and_merge(tmp_path):
     assert not (tmp_path / "bad.jsonl").exists()
     with pytest.raises(SystemExit):
         main([*common, "--shard", "1/2", "--merge", parts[0], "--out", str(tmp_path / "x.jsonl")])
+
+
+def test_interrupted_distillation_with_a_torn_line_resumes_to_identical_rows(tmp_path, tiny_qwen3):
+    """The probe's torn-line test, for distillation: a kill during a write leaves half a row."""
+    reqs = requests(12)
+    reference = tmp_path / "reference.jsonl"
+    distill(tiny_qwen3, reqs, reference, batch_size=4, max_new_tokens=6)
+
+    out = tmp_path / "distill.jsonl"
+    with pytest.raises(Interrupted):
+        distill(DiesAfter(tiny_qwen3, 2), reqs, out, batch_size=4, max_new_tokens=6)
+    assert not out.exists()  # nothing that looks complete
+    partial = tmp_path / "distill.jsonl.partial"
+    done = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert 0 < len(done) < len(reqs)
+    with partial.open("a") as f:
+        f.write('{"id": "c05#0", "respo')  # a torn line, as a kill during a write leaves it
+
+    distill(tiny_qwen3, reqs, out, batch_size=4, max_new_tokens=6)
+    assert out.read_text() == reference.read_text()
+    assert not partial.exists()

@@ -176,7 +176,7 @@ def test_fetch_gives_what_the_loader_loads_and_a_rerun_downloads_nothing(hub, tm
     archive = tar_bytes(clip_members("./test-mini-audios/"))
     release = fake_release(hub, archive)
     out = tmp_path / "mmau"
-    manifest = fetch_benchmark(release, out, timeout=3)
+    manifest = fetch_benchmark(release, out, timeout=30)
 
     items, problems = load_audio_benchmark(out / "mmau-test-mini.json", "mmau")
     assert [it.id for it in items] == IDS and not problems
@@ -190,7 +190,7 @@ def test_fetch_gives_what_the_loader_loads_and_a_rerun_downloads_nothing(hub, tm
     assert heads and heads[0][2].get("authorization") == "Bearer hf_test_token"  # HF_TOKEN honoured
 
     n = len(hub.requests)
-    assert fetch_benchmark(release, out, timeout=3) == manifest
+    assert fetch_benchmark(release, out, timeout=30) == manifest
     assert len(hub.requests) == n  # nothing asked of the hub
 
 
@@ -207,7 +207,7 @@ def test_mmau_hub_parquet_layout_becomes_clip_files(hub, tmp_path):
     pq.write_table(table, buf)
     release = fake_release(hub, buf.getvalue(), fmt="parquet", filename="test_mini.parquet")
     out = tmp_path / "mmau"
-    fetch_benchmark(release, out, timeout=3)
+    fetch_benchmark(release, out, timeout=30)
     items, _ = load_audio_benchmark(out / "mmau-test-mini.json", "mmau")
     assert len(items) == 3 and (out / "test-mini-audios/clip-c.wav").read_bytes() == wav_bytes(2)
 
@@ -220,7 +220,7 @@ def test_interrupted_download_resumes_on_rerun_with_a_range_request(hub, tmp_pat
     hub.faults[path] = ["cut"] + [500] * 20
     out = tmp_path / "mmau"
     with pytest.raises(FetchError, match="HTTP 500"):
-        fetch_benchmark(release, out, timeout=3)
+        fetch_benchmark(release, out, timeout=30)
     assert_nothing_complete(out)
     parts = list((out / ".downloads").glob("*.part"))
     assert len(parts) == 1 and 0 < parts[0].stat().st_size < len(archive)
@@ -228,7 +228,7 @@ def test_interrupted_download_resumes_on_rerun_with_a_range_request(hub, tmp_pat
     hub.faults.clear()
     resumed_at = parts[0].stat().st_size
     n_gets = len(hub.gets("test-mini-audios.tar.gz"))
-    fetch_benchmark(release, out, timeout=3)
+    fetch_benchmark(release, out, timeout=30)
     rerun = hub.gets("test-mini-audios.tar.gz")[n_gets:]
     assert [r[2].get("range") for r in rerun] == [f"bytes={resumed_at}-"]  # only the missing bytes
     assert len(load_audio_benchmark(out / "mmau-test-mini.json", "mmau")[0]) == 3
@@ -238,7 +238,7 @@ def test_archive_with_wrong_sha256_is_refused_and_nothing_looks_complete(hub, tm
     release = fake_release(hub, tar_bytes(clip_members()), sha256="0" * 64)
     out = tmp_path / "mmau"
     with pytest.raises(FetchError, match="sha256 .* does not match the expected 0000"):
-        fetch_benchmark(release, out, timeout=3)
+        fetch_benchmark(release, out, timeout=30)
     assert_nothing_complete(out)
     assert not list((out / ".downloads").glob("test-mini-audios*"))  # a rerun downloads it afresh
 
@@ -247,7 +247,7 @@ def test_a_file_that_is_not_an_archive_is_refused(hub, tmp_path):
     release = fake_release(hub, b"<html>Sign in to continue</html>" * 50)
     out = tmp_path / "mmau"
     with pytest.raises(FetchError, match="not a readable tar archive"):
-        fetch_benchmark(release, out, timeout=3)
+        fetch_benchmark(release, out, timeout=30)
     assert_nothing_complete(out)
     assert not [p for p in out.iterdir() if p.name.startswith(".fetch-")]  # no staging left behind
 
@@ -256,12 +256,12 @@ def test_archive_missing_a_clip_or_with_unsafe_paths_is_refused(hub, tmp_path):
     members = clip_members()
     del members["test-mini-audios/clip-b.wav"]
     with pytest.raises(FetchError, match=r"lacks 1 of the 3 clips .*clip-b"):
-        fetch_benchmark(fake_release(hub, tar_bytes(members)), tmp_path / "a", timeout=3)
+        fetch_benchmark(fake_release(hub, tar_bytes(members)), tmp_path / "a", timeout=30)
     assert_nothing_complete(tmp_path / "a")
 
     members = clip_members() | {"../../escaped.wav": wav_bytes(9)}
     with pytest.raises(FetchError, match="unsafe member path '../../escaped.wav'"):
-        fetch_benchmark(fake_release(hub, tar_bytes(members)), tmp_path / "b", timeout=3)
+        fetch_benchmark(fake_release(hub, tar_bytes(members)), tmp_path / "b", timeout=30)
     assert_nothing_complete(tmp_path / "b")
     assert not list(tmp_path.rglob("escaped.wav"))
 
@@ -271,12 +271,12 @@ def test_rate_limits_and_server_errors_are_retried_then_reported(hub, tmp_path):
     path = f"/datasets/{REPO}/resolve/main/test-mini-audios.tar.gz"
     hub.head_faults[path] = [429]  # rate-limited once (Retry-After: 0)
     hub.faults[path] = [503]
-    fetch_benchmark(release, tmp_path / "ok", timeout=3)
+    fetch_benchmark(release, tmp_path / "ok", timeout=30)
     assert (tmp_path / "ok" / MANIFEST_NAME).is_file()
 
     hub.faults[path] = [502] * 10
     with pytest.raises(FetchError, match=r"answered HTTP 502 after 2 retries"):
-        fetch_benchmark(release, tmp_path / "down", timeout=3)
+        fetch_benchmark(release, tmp_path / "down", timeout=30)
     assert_nothing_complete(tmp_path / "down")
 
 
@@ -285,7 +285,7 @@ def test_offline_says_what_to_download_and_where(hub, tmp_path, monkeypatch, cap
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     out = tmp_path / "mmau"
     with pytest.raises(OfflineError) as error:
-        fetch_benchmark(release, out, timeout=3)
+        fetch_benchmark(release, out, timeout=30)
     message = str(error.value)
     assert "HF_HUB_OFFLINE" in message
     assert f"{hub.url}/raw/mmau-test-mini.json" in message and f"-> {out / 'mmau-test-mini.json'}" in message
@@ -298,7 +298,7 @@ def test_offline_says_what_to_download_and_where(hub, tmp_path, monkeypatch, cap
     (out / "mmau-test-mini.json").write_bytes(metadata_bytes())
     with tarfile.open(fileobj=io.BytesIO(tar_bytes(clip_members()))) as tar:
         tar.extractall(out, filter="data")
-    assert fetch_benchmark(release, out, timeout=3)["metadata"]["source"] == "found in place"
+    assert fetch_benchmark(release, out, timeout=30)["metadata"]["source"] == "found in place"
 
     # The CLI: one clear error, exit 2, no traceback.
     monkeypatch.setitem(fetch.RELEASES, "fake-mmau", release)
@@ -314,7 +314,7 @@ def test_no_connection_is_reported_like_offline(hub, tmp_path, monkeypatch):
     # huggingface_hub waits 1 s between its own 5 reconnection tries; the outcome is the same without.
     monkeypatch.setattr("huggingface_hub.file_download.time.sleep", lambda s: None)
     with pytest.raises(OfflineError, match="no connection"):
-        fetch_benchmark(release, tmp_path / "mmau", timeout=2)
+        fetch_benchmark(release, tmp_path / "mmau", timeout=30)
     assert_nothing_complete(tmp_path / "mmau")
 
 

@@ -12,6 +12,7 @@ from akb.data.synthetic import generate_split
 from akb.io import read_jsonl
 from akb.lalm.distill import distill, distillation_requests, read_seeds
 from akb.lalm.grounded import AudioPrompt, Clip, GroundedLM, build_lalm
+from akb.lalm.model import CheckpointError
 from akb.lalm.train import TrainSettings, lr_factor, sample_order, train
 from akb.models import ModelSpec, load_model
 from akb.probe import probe
@@ -82,7 +83,7 @@ def test_own_questions_alone_when_no_open_prompts_are_sampled(suite):
 def test_seed_jsonl_errors_name_line_and_field(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text(json.dumps({"id": "a", "audio": "a.wav"}) + "\n")
-    with pytest.raises(ValueError, match=r"seeds.jsonl:1: missing field\(s\) \['seed_description'\]"):
+    with pytest.raises(ValueError, match=r"seeds.jsonl, line 1: missing field 'seed_description'"):
         read_seeds(path)
     path.write_text(json.dumps({"id": "a", "audio": "a.wav", "seed_description": "a dog barks"}) + "\n")
     with pytest.raises(FileNotFoundError, match="a.wav not found"):
@@ -133,6 +134,26 @@ def test_training_writes_checkpoint_and_resumes_exactly(tmp_path, tiny_whisper_d
     want, got = load_file(full / "lalm.safetensors"), load_file(resumed / "lalm.safetensors")
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
     assert not (tmp_path / "resumed-state" / "train_state.pt").exists()
+
+
+class _Planted:
+    """Unpickling this runs code: it creates `marker` (a stand-in for anything worse)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_training_state_holding_code_is_refused_unrun(tmp_path, tiny_whisper_dir, rows):
+    marker = tmp_path / "code-ran"
+    (tmp_path / "planted-state").mkdir()
+    torch.save({"step": 1, "losses": [], "payload": _Planted(marker)}, tmp_path / "planted-state" / "train_state.pt")
+    with pytest.raises(CheckpointError, match=r"planted-state/train_state.pt: refused: the training state holds "
+                                              r"more than tensors"):
+        _train(tmp_path, tiny_whisper_dir, rows, "planted")
+    assert not marker.exists() and not (tmp_path / "planted").exists()
 
 
 def test_lora_training_saves_adapters(tmp_path, tiny_whisper_dir, rows):

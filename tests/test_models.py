@@ -82,3 +82,39 @@ def test_unknown_and_unimplemented_backends():
         load_model(ModelSpec.from_config({"name": "m", "backend": "hf", "source": "no-such-org/no-such-model"}))
     with pytest.raises(FileNotFoundError, match="not a converted model directory"):
         load_model(ModelSpec.from_config({"name": "m", "backend": "packaged", "source": "absent"}))
+
+
+@pytest.fixture
+def saved_qwen3(tmp_path, tiny_qwen3):
+    tiny_qwen3.model.save_pretrained(tmp_path / "m")
+    tiny_qwen3.tokenizer.save_pretrained(tmp_path / "m")
+    return tmp_path / "m"
+
+
+@pytest.mark.parametrize("setting", [{}, {"trust_remote_code": True}])
+def test_remote_code_runs_only_where_the_config_says_and_is_logged(saved_qwen3, monkeypatch, caplog, setting):
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = cls.from_pretrained
+        monkeypatch.setattr(cls, "from_pretrained",
+                            lambda *a, _real=real, **kw: seen.append(kw["trust_remote_code"]) or _real(*a, **kw))
+    load_model(ModelSpec.from_config({"name": "mine", "backend": "hf", "source": str(saved_qwen3), **setting}))
+    on = setting.get("trust_remote_code", False)
+    assert seen == [on, on]  # tokenizer and model
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "trust_remote_code" in r.message]
+    assert warned == ([f"model mine: trust_remote_code is on: Python code shipped with {saved_qwen3} runs in this "
+                       "process"] if on else [])
+
+
+def test_a_packaged_model_loads_from_safetensors_only(saved_qwen3):
+    """A converted directory is ours: weights in a pickle (.bin) there are not read."""
+    from safetensors.torch import load_file
+
+    weights = saved_qwen3 / "model.safetensors"
+    torch.save(load_file(weights), saved_qwen3 / "pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="model p: cannot load"):
+        load_model(ModelSpec.from_config({"name": "p", "backend": "packaged", "source": "m"}),
+                   packaged_root=saved_qwen3.parent)

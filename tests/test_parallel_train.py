@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from akb.data.synthetic import generate_split
 from akb.lalm.distill import read_seeds
 from akb.lalm.grounded import build_lalm
-from akb.lalm.train import STATE_FILE, TrainSettings, train
+from akb.lalm.train import STATE_FILE, TrainSettings, read_state, run_fingerprint, train
 from akb.models import ModelSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -130,7 +130,7 @@ def test_two_processes_match_one_and_resume_exactly(tmp_path, tiny_whisper_dir, 
     # The interrupted run left rank 0's state at step 2 and no checkpoint; two new processes resume
     # it to exactly the uninterrupted run (each rank's dropout continues from its saved RNG state).
     assert not (tmp_path / "cut").exists()
-    state = torch.load(tmp_path / "cut-state" / STATE_FILE, weights_only=False)
+    state = read_state(tmp_path / "cut-state" / STATE_FILE)  # as the resuming run reads it: no unpickling
     assert state["step"] == 2 and state["world_size"] == 2 and len(state["rank_rng"]) == 2
     spawn([(dropout, rows, tmp_path / "cut", None)])
     assert json.loads((tmp_path / "cut" / "train_info.json").read_text())["resumed_from_step"] == 2
@@ -142,9 +142,11 @@ def test_two_processes_match_one_and_resume_exactly(tmp_path, tiny_whisper_dir, 
 def test_a_state_saved_by_another_number_of_processes_is_refused(tmp_path, tiny_whisper_dir, rows):
     out = tmp_path / "ck"
     (tmp_path / "ck-state").mkdir()
-    torch.save({"step": 2, "world_size": 2}, tmp_path / "ck-state" / STATE_FILE)
+    settings = grounded(tiny_whisper_dir)
+    same_run = run_fingerprint(rows, None, TrainSettings.from_config(settings["train"]), None)
+    torch.save({"step": 2, "world_size": 2, "fingerprint": same_run}, tmp_path / "ck-state" / STATE_FILE)
     with pytest.raises(ValueError, match=r"saved by a run of 2 process\(es\), this one has 1"):
-        run(grounded(tiny_whisper_dir), rows, out)
+        run(settings, rows, out)
     assert not out.exists()
 
 

@@ -5,6 +5,7 @@ import pytest
 from akb.io import read_jsonl
 from akb.probe import probe
 from akb.probe_scores import probe_table, score_predictions
+from conftest import DiesAfter, Interrupted
 
 
 @pytest.mark.parametrize("mode", ["generate", "loglik"])
@@ -22,32 +23,6 @@ def test_one_complete_row_per_item(tmp_path, tiny_qwen3, items, mode):
         else:
             assert row["parse_status"] in {"letter", "option_text", "unparseable"}
     assert not (tmp_path / "akb.jsonl.partial").exists()
-
-
-class Interrupted(Exception):
-    pass
-
-
-class DiesAfter:
-    """Wraps a model and fails like a killed job after a number of batches."""
-
-    def __init__(self, model, batches):
-        self.model, self.left = model, batches
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def loglikelihood(self, requests):
-        if self.left == 0:
-            raise Interrupted
-        self.left -= 1
-        return self.model.loglikelihood(requests)
-
-    def generate(self, prompts, max_new_tokens):
-        if self.left == 0:
-            raise Interrupted
-        self.left -= 1
-        return self.model.generate(prompts, max_new_tokens)
 
 
 @pytest.mark.parametrize("mode", ["generate", "loglik"])

@@ -3,7 +3,6 @@
 import collections
 import hashlib
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from scipy.signal import welch
 from akb.audio import SAMPLE_RATE, is_silent, load_audio
 from akb.data import synthetic as syn
 from akb.scoring import string_match
+from conftest import require_optional
 
 MMAU_KEYS = {"id", "audio_id", "question", "choices", "answer", "dataset", "task", "split", "category",
              "sub-category", "difficulty"}
@@ -21,22 +21,20 @@ MMAU_KEYS = {"id", "audio_id", "question", "choices", "answer", "dataset", "task
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory):
-    """The default suite (espeak-ng when installed); built once, timed."""
+    """The default suite (formant speech on every machine); built once."""
     out = tmp_path_factory.mktemp("suite")
-    start = time.perf_counter()
-    paths = syn.generate_suite(out, seed=7)
-    elapsed = time.perf_counter() - start
-    return out, {split: syn.load_suite(path) for split, path in paths.items()}, elapsed
+    paths = syn.generate_suite(out, seed=7)  # its speed: bench/synthetic_generation.py
+    return out, {split: syn.load_suite(path) for split, path in paths.items()}
 
 
 @pytest.fixture(scope="session")
 def formant_suite(tmp_path_factory):
-    """A small suite forced onto the formant fallback, as on a machine without espeak-ng."""
+    """A small `auto` suite falling back to formant speech, as on a machine without espeak-ng."""
     out = tmp_path_factory.mktemp("formant")
     mp = pytest.MonkeyPatch()
     mp.setattr(shutil, "which", lambda name, *a, **k: None)
     try:
-        paths = syn.generate_suite(out, seed=11, n_test=60, n_train=120)
+        paths = syn.generate_suite(out, seed=11, n_test=60, n_train=120, speech_engine="auto")
         with pytest.raises(RuntimeError, match="espeak-ng is not on PATH"):
             syn.generate_suite(out / "x", seed=11, n_test=3, n_train=0, speech_engine="espeak-ng")
     finally:
@@ -118,13 +116,8 @@ def formants(x: np.ndarray, order: int = 18) -> list[float]:
 # Layout, balance, determinism
 
 
-def test_generation_is_fast(suite):
-    _, _, elapsed = suite
-    assert elapsed < 45, f"suite took {elapsed:.1f} s"
-
-
 def test_records_are_mmau_format(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for split, records in splits.items():
         for r in records:
             assert r.keys() >= MMAU_KEYS and r["split"] == split and r["dataset"] == syn.DATASET
@@ -138,7 +131,7 @@ def test_records_are_mmau_format(suite):
 
 
 def test_choices_are_distinguishable_by_the_official_scorer(suite):
-    _, splits, _ = suite
+    _, splits = suite
     for r in splits["test"]:
         assert string_match(r["answer"], r["answer"], r["choices"]), r["id"]
         for wrong in set(r["choices"]) - {r["answer"]}:
@@ -146,7 +139,7 @@ def test_choices_are_distinguishable_by_the_official_scorer(suite):
 
 
 def test_counts_and_domain_balance(suite):
-    _, splits, _ = suite
+    _, splits = suite
     test, train = splits["test"], splits["train"]
     assert len(test) == syn.DEFAULT_N_TEST >= 300 and len(train) == syn.DEFAULT_N_TRAIN
     for records in (test, train):
@@ -166,7 +159,7 @@ def test_counts_and_domain_balance(suite):
 
 
 def test_answer_positions_are_balanced(suite):
-    _, splits, _ = suite
+    _, splits = suite
     for records in splits.values():
         by_family = collections.defaultdict(list)
         for r in records:
@@ -178,7 +171,7 @@ def test_answer_positions_are_balanced(suite):
 
 
 def test_splits_are_separate(suite):
-    out, splits, _ = suite
+    out, splits = suite
     test_ids, train_ids = ({r["id"] for r in recs} for recs in (splits["test"], splits["train"]))
     assert not test_ids & train_ids and len(test_ids) == len(splits["test"])
     digest = lambda r: hashlib.sha256((out / r["audio_id"]).read_bytes()).hexdigest()  # noqa: E731
@@ -186,7 +179,7 @@ def test_splits_are_separate(suite):
 
 
 def test_every_clip_decodes_at_16k_with_its_stated_length(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for records in splits.values():
         for r in records:
             audio = load_audio(out / r["audio_id"])
@@ -241,11 +234,12 @@ def test_formant_fallback_without_espeak(formant_suite):
         assert syn.VOWEL_CHOICES[nearest] == r["answer"], (r["id"], f1, f2)
 
 
-@pytest.mark.skipif(not syn.espeak_available(), reason="espeak-ng not installed")
-def test_espeak_words(suite):
-    out, splits, _ = suite
-    words = list(clips(out, splits["test"], "spoken_word"))
-    assert len(words) >= 20
+def test_espeak_words(tmp_path):
+    """espeak-ng asked for by name (the default engine never uses it): its words are the answers."""
+    require_optional("espeak-ng", syn.espeak_available(), "apt-get install -y espeak-ng")
+    records = syn.load_suite(syn.generate_split(tmp_path, 7, "train", 60, speech_engine="espeak-ng"))
+    words = list(clips(tmp_path, records, "spoken_word"))
+    assert len(words) == 5  # syn.family_counts(60, "train", "espeak-ng")
     for r, _audio in words:
         assert r["metadata"]["synthesis"].startswith("espeak-ng")
         assert r["answer"] == r["metadata"]["transcript"]
@@ -256,7 +250,7 @@ def test_espeak_words(suite):
 
 
 def test_noise_colour_follows_spectral_slope(suite):
-    out, splits, _ = suite
+    out, splits = suite
     slopes = collections.defaultdict(list)
     for r, audio in clips(out, splits["test"], "noise_colour"):
         freqs, power = welch(audio, SAMPLE_RATE, nperseg=2048)
@@ -268,7 +262,7 @@ def test_noise_colour_follows_spectral_slope(suite):
 
 
 def test_dtmf_tones_are_the_keys_frequencies(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for r, audio in clips(out, splits["test"], "dtmf"):
         freqs, mag = spectrum(audio)
         low = freqs[(freqs > 600) & (freqs < 1000)][np.argmax(mag[(freqs > 600) & (freqs < 1000)])]
@@ -278,7 +272,7 @@ def test_dtmf_tones_are_the_keys_frequencies(suite):
 
 
 def test_triad_peaks_at_its_notes(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for r, audio in clips(out, splits["test"], "triad"):
         freqs, mag = spectrum(audio)
         root = r["metadata"]["frequencies_hz"][0]
@@ -289,7 +283,7 @@ def test_triad_peaks_at_its_notes(suite):
 
 
 def test_tempo_matches_marking(suite):
-    out, splits, _ = suite
+    out, splits = suite
     ranges = {m.name: m.range_bpm for m in syn.TEMPO_MARKINGS}
     for r, audio in clips(out, splits["test"], "tempo"):
         times = onsets(audio)
@@ -301,7 +295,7 @@ def test_tempo_matches_marking(suite):
 
 
 def test_dynamics_loudness_contour(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for r, audio in clips(out, splits["test"], "dynamics"):
         q = [level_db(part) for part in np.array_split(audio, 4)]
         contour = r["metadata"]["contour"]
@@ -316,14 +310,14 @@ def test_dynamics_loudness_contour(suite):
 
 
 def test_counts_match_labels(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for family in ("event_count", "syllable_count"):
         for r, audio in clips(out, splits["test"], family):
             assert len(onsets(audio)) == int(r["answer"]), r["id"]
 
 
 def test_question_intonation_rises_at_the_end(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for r, audio in clips(out, splits["test"], "intonation"):
         f0 = pitch_contour(audio)
         voiced = np.flatnonzero(~np.isnan(f0))
@@ -337,7 +331,7 @@ def test_question_intonation_rises_at_the_end(suite):
 
 
 def test_voice_pitch_fits_speaker(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for r, audio in clips(out, splits["test"], "voice"):
         voice = next(v for v in syn.VOICES.values() if v.choice == r["answer"])
         median = median_pitch(audio)
@@ -346,7 +340,7 @@ def test_voice_pitch_fits_speaker(suite):
 
 
 def test_knowledge_clips_are_only_room_tone(suite):
-    out, splits, _ = suite
+    out, splits = suite
     for family in (f"knowledge_{d}" for d in syn.DOMAINS):
         for r, audio in clips(out, splits["test"], family):
             assert level_db(audio) < -40 and r["metadata"]["kind"] == "room_tone", r["id"]
@@ -369,7 +363,7 @@ HALF_CHECKS = {"event_count": _count_half, "syllable_count": _count_half, "dynam
 
 
 def test_whole_clip_items_cannot_be_answered_from_one_half(suite):
-    out, splits, _ = suite
+    out, splits = suite
     whole = [r for recs in splits.values() for r in recs if r["reliance"] == "whole_clip"]
     families = {r["sub-category"] for r in whole}
     assert families == set(HALF_CHECKS), "every whole_clip family needs a half check"

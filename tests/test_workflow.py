@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from akb.io import read_jsonl
+from akb.io import read_jsonl, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -164,6 +164,7 @@ def test_end_to_end_cascade_on_the_synthetic_suite(demo_run):
         assert len(official) == 60 and all("model_output" in r for r in official)
     table = pd.read_csv(demo_run / "results/tables/cascade.csv")
     assert list(table.columns[:4]) == ["captioner", "llm", "group", "Synthetic_avg"] and len(table) == 3
+    check_cascade_numbers(demo_run, {"tiny-qwen3": "Qwen3-8B", "tiny-llama": "tiny-llama", "tiny-gemma": "tiny-gemma"})
     headline = pd.read_csv(demo_run / "results/figures/correlations.csv")
     text_pair = headline[headline.pair == "Synthetic (Text) ~ AKB-2000 (Text)"]
     assert list(text_pair.n) == [3]  # the three models that ran both
@@ -213,6 +214,59 @@ def test_end_to_end_diagnostics(demo_run):
     accuracy = pd.read_csv(demo_run / "results/tables/diagnostics_accuracy.csv")
     assert "silence" in set(accuracy.condition)
     assert any((demo_run / "results/figures/diagnostics").glob("retention_*.png"))
+    check_diagnostics_numbers(demo_run, "tiny-llama", ["none", "backbone", "silence", *FRAGMENT_CONDITIONS])
+
+
+def _percent(flags) -> float:
+    return 100 * sum(flags) / len(flags)
+
+
+def check_cascade_numbers(run, labels: dict[str, str]) -> None:
+    """Accuracy recomputed from each model's official-format records (the official rule, per item)
+    equals its scores file and its row of the cascade table (written with 2 decimals), overall and
+    per domain."""
+    import pandas as pd
+
+    from akb.scoring import string_match
+
+    table = pd.read_csv(run / "results/tables/cascade.csv").set_index("llm")
+    for model, label in labels.items():
+        official = json.loads((run / f"results/cascade/dsp/{model}/synthetic_official.json").read_text())
+        correct = [string_match(r["answer"], r["model_output"], r["choices"]) for r in official]
+        scores = json.loads((run / f"results/cascade/dsp/{model}/synthetic_scores.json").read_text())
+        assert scores["accuracy"] == pytest.approx(_percent(correct))
+        assert table.loc[label, "Synthetic_avg"] == pytest.approx(_percent(correct), abs=0.005)
+        for domain in ("sound", "music", "speech"):
+            mine = _percent([c for c, r in zip(correct, official) if r["task"] == domain])
+            assert scores["by_domain"][domain]["accuracy"] == pytest.approx(mine)
+            assert table.loc[label, f"Synthetic_{domain}"] == pytest.approx(mine, abs=0.005)
+
+
+def check_diagnostics_numbers(run, model: str, conditions: list[str]) -> None:
+    """Each condition's accuracy, graded item by item from its predictions file (the audio-grounded
+    run's for `full`), equals the accuracy table's, and the text prior Acc(none) / Acc(full) the
+    metrics table's (written with 4 significant digits)."""
+    import pandas as pd
+
+    from akb.data.audio_bench import grade_predictions, load_audio_benchmark
+
+    items, _ = load_audio_benchmark(run / "resources/synthetic/test.json")
+    files = {"full": run / f"results/grounded/{model}/synthetic.jsonl"}
+    files |= {c: run / f"results/diagnostics/{model}/synthetic/{c}.jsonl" for c in conditions}
+    graded = {c: grade_predictions(items, read_jsonl(path)) for c, path in files.items()}
+    accuracy = pd.read_csv(run / "results/tables/diagnostics_accuracy.csv")
+    run_rows = (accuracy.model == model) & (accuracy.benchmark == "Synthetic")
+    accuracy = accuracy[run_rows].set_index(["domain", "condition"])
+    metrics = pd.read_csv(run / "results/tables/diagnostics_metrics.csv")
+    metrics = metrics[(metrics.model == model) & (metrics.benchmark == "Synthetic")].set_index("domain")
+    for domain in ("all", "sound", "music", "speech"):
+        acc = {c: _percent([g["correct"] for g in rows if domain in ("all", g["domain"])])
+               for c, rows in graded.items()}
+        for condition, value in acc.items():
+            assert accuracy.loc[(domain, condition), "accuracy"] == pytest.approx(value, rel=5e-4), (domain, condition)
+        prior = acc["none"] / acc["full"] if acc["full"] else float("nan")
+        assert metrics.loc[domain, "acc_full"] == pytest.approx(acc["full"], rel=5e-4)
+        assert metrics.loc[domain, "text_prior"] == pytest.approx(prior, rel=5e-4, nan_ok=True), domain
 
 
 def test_report_holds_tables_and_figures(demo_run):
@@ -248,6 +302,7 @@ def test_rerun_after_interruption_resumes(demo_run, tmp_path):
     reference = final.read_text()
     lines = reference.splitlines(keepends=True)
     (final.parent / "akb.jsonl.partial").write_text("".join(lines[:100]) + lines[100][:20])
+    write_json(final.parent / "akb.jsonl.partial.fingerprint.json", _probe_fingerprint(workdir, "tiny-qwen3"))
     # As left by a kill during probing: nothing downstream of the probe exists yet.
     for path in [final, final.parent / "akb_scores.json", *(workdir / "results/tables").glob("*")]:
         path.unlink()
@@ -255,6 +310,24 @@ def test_rerun_after_interruption_resumes(demo_run, tmp_path):
     snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
     assert final.read_text() == reference
     assert "resuming from" in (workdir / "logs/probe/tiny-qwen3/akb.log").read_text()
+
+
+def _probe_fingerprint(workdir: Path, model: str) -> dict:
+    """The fingerprint the probe job of `model` writes next to its partial file (as the probe rule
+    passes the config's settings to `akb probe`), so a hand-made partial file is resumed."""
+    from types import SimpleNamespace
+
+    from akb.config import load_config_file, model_entry, probe_settings
+    from akb.data.bank import load_bank
+    from akb.models import ModelSpec
+    from akb.probe import probe_fingerprint
+
+    config = load_config_file(workdir / "e2e_config.yaml")
+    spec = ModelSpec.from_config(model_entry(config, model))  # its resources are no part of the fingerprint
+    settings = probe_settings(config, model)
+    items = load_bank(str(workdir / f"resources/banks/{config['bank']['name']}.jsonl"))
+    return probe_fingerprint(SimpleNamespace(spec=spec), items, settings["mode"], settings["max_new_tokens"],
+                             None, None, "lettered")
 
 
 def _job_counts(out: str) -> dict[str, int]:

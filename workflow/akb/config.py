@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,31 @@ def _with_defaults(validator_class):
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:
                     instance[key] = copy.deepcopy(sub["default"])
+                elif key in instance:
+                    instance[key] = _scalar_from_text(instance[key], sub)
         yield from check_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": fill})
+
+
+def _scalar_from_text(value: Any, schema: dict) -> Any:
+    """A number, boolean or null written as text where the schema wants one, as its value.
+
+    Snakemake's `--config 'bank={limit: 20}'` hands nested values over as strings ("20"); a user
+    who writes that means the number. Text that reads as no allowed type stays text, and fails."""
+    allowed = schema.get("type")
+    allowed = {allowed} if isinstance(allowed, str) else set(allowed or ())
+    if not isinstance(value, str) or "string" in allowed or not allowed & {"integer", "number", "boolean", "null"}:
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    kinds = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
+    kind = kinds.get(type(parsed))
+    if kind == "integer" and "integer" not in allowed and "number" in allowed:
+        kind = "number"
+    return parsed if kind in allowed else value
 
 
 def _key_path(path) -> str:
@@ -38,6 +62,22 @@ def _key_path(path) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text
+
+
+def _schema_message(error) -> str:
+    """jsonschema's message, but an unknown key is named as such, with the nearest allowed key: a
+    typo (`modles:`) must read as one, not as "does not match any of the regexes"."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return error.message
+    allowed = list(error.schema.get("properties", {}))
+    patterns = list(error.schema.get("patternProperties", {}))
+    unknown = [k for k in error.instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+        named.append(f"unknown key {key!r} ({hint})")
+    return "; ".join(named)
 
 
 def _merged(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +113,14 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     errors = sorted(_with_defaults(Draft202012Validator)(schema).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         raise ConfigError(
-            "invalid configuration:\n" + "\n".join(f"  {_key_path(e.path)}: {e.message}" for e in errors)
+            "invalid configuration:\n" + "\n".join(f"  {_key_path(e.path)}: {_schema_message(e)}" for e in errors)
         )
+    for block in ("models", "captioners", "audio_benchmarks"):  # names key result paths: one each
+        listed = [entry["name"] for entry in config[block]]
+        duplicated = sorted({n for n in listed if listed.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"invalid configuration:\n  config.{block}: duplicate name(s) {duplicated}")
     names = [m["name"] for m in config["models"]]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ConfigError(f"invalid configuration:\n  config.models: duplicate name(s) {duplicated}")
     for stage, key in (("probe", "models"), ("cascade", "models"), ("grounded", "backbones")):
         unknown = [n for n in config[stage][key] or [] if n not in names]
         if unknown:
@@ -102,10 +144,11 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         problems = check_fetch_entries(config["audio_benchmarks"])
         if problems:
             raise ConfigError("invalid configuration:\n" + "\n".join(f"  config.audio_benchmarks{p}" for p in problems))
-    unknown = [b for b in config["grounded"]["benchmarks"] or [] if b not in benchmarks]
-    if unknown:
-        raise ConfigError(f"invalid configuration:\n  config.grounded.benchmarks: unknown benchmark(s) {unknown}; "
-                          f"declared: {benchmarks}")
+    for stage in ("grounded", "diagnostics"):
+        unknown = [b for b in config[stage]["benchmarks"] or [] if b not in benchmarks]
+        if unknown:
+            raise ConfigError(f"invalid configuration:\n  config.{stage}.benchmarks: unknown benchmark(s) {unknown}; "
+                              f"declared: {benchmarks}")
     for name in config["grounded"]["backbones"]:
         if model_entry(config, name)["backend"] == "api":
             raise ConfigError(f"invalid configuration:\n  config.grounded.backbones: {name} is an API model; "
@@ -154,6 +197,24 @@ def stage_entry(config: dict[str, Any], name: str, stage: str) -> dict[str, Any]
     return entry
 
 
+# Backends whose jobs never use a GPU, whatever their entry's resources say (a YAML anchor shared
+# with GPU models, say): their jobs ask for none, so they never wait for, or hold, a GPU node.
+CPU_ONLY_MODEL_BACKENDS = ("api",)
+CPU_ONLY_CAPTIONER_BACKENDS = ("dsp", "file", "api")
+
+
+def job_resources(resources: dict[str, Any], partitions: dict[str, Any], cpu_only: bool = False) -> dict[str, Any]:
+    """A job's scheduling resources from its (stage-resolved) `resources`: gpu 0 when `cpu_only`,
+    and `slurm_partition`: its own `partition`, else partitions.gpu for a job with a GPU, else
+    partitions.cpu; "" (unset) lets the SLURM executor take the cluster's default partition."""
+    scheduled = {k: v for k, v in resources.items() if k != "partition"}
+    if cpu_only:
+        scheduled["gpu"] = 0
+    default = partitions["gpu"] if scheduled.get("gpu", 0) > 0 else partitions["cpu"]
+    scheduled["slurm_partition"] = resources.get("partition") or default or ""
+    return scheduled
+
+
 def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """Mode, batch size and generation length for one model (its own overrides win)."""
     entry, probe = model_entry(config, name), config["probe"]
@@ -165,7 +226,15 @@ def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    return validate_config(read_yaml(path))
+    """The validated config of a YAML file; every error names the file."""
+    config = read_yaml(path)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a configuration is a mapping of keys (models:, bank:, ...), "
+                          f"not a {type(config).__name__}")
+    try:
+        return validate_config(config)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def cascade_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ function returns the numbers it drew, so tests check data rather than pixels."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib as mpl
@@ -20,6 +21,8 @@ from matplotlib.transforms import Bbox
 from akb.io import atomic_path
 from akb.metrics import domain_fits
 from akb.paper import DOMAINS, short_label
+
+log = logging.getLogger(__name__)
 
 # Sized for one paper column (3.5 in) at 1:1, so 7 pt type stays legible in print. DejaVu Sans ships
 # with matplotlib: the same glyphs on every machine. Type 42 embeds TrueType fonts in the PDF,
@@ -60,8 +63,6 @@ def plot_correlation_heatmap(corr: pd.DataFrame, metrics: list[str], out_stem: P
     not drawn. Cells show "r\\nn=N" on coolwarm from -1 to 1; a pair without r (n < 3) stays blank.
     Writes out_stem.png and out_stem.pdf; returns the square r matrix (rows and columns in `metrics`
     order, NaN on and above the diagonal and for missing pairs)."""
-    if len(metrics) < 2:
-        raise ValueError(f"a correlation heatmap needs at least 2 metrics, got {metrics}")
     position = {m: i for i, m in enumerate(metrics)}
     r = pd.DataFrame(np.nan, index=metrics, columns=metrics)
     n = pd.DataFrame(0, index=metrics, columns=metrics)
@@ -70,6 +71,10 @@ def plot_correlation_heatmap(corr: pd.DataFrame, metrics: list[str], out_stem: P
             a, b = sorted((row.metric_a, row.metric_b), key=position.get, reverse=True)
             r.loc[a, b], n.loc[a, b] = row.r, row.n
 
+    if len(metrics) < 2:  # e.g. a bank limited to items of one category: nothing to correlate
+        log.warning("%s: a correlation heatmap needs at least 2 metrics, got %s", out_stem.name, metrics)
+        _save(_message_figure(f"needs at least 2 metrics to correlate, got {len(metrics)}"), out_stem)
+        return r
     shown = r.iloc[1:, :-1]
     rows, cols = shown.shape
     annot = [[f"{shown.iat[i, j]:.2f}\nn={n.iat[i + 1, j]}" for j in range(cols)] for i in range(rows)]

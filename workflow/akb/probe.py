@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from akb.data.items import MCQItem
-from akb.io import PartialJsonl
+from akb.io import PartialJsonl, digest
 from akb.models.base import LanguageModel
 from akb.prompts import PROMPT_STYLES, loglik_context, with_description
 from akb.scoring import extract_choice
@@ -98,6 +98,24 @@ def probe_plan(
     return prompts, list(length_sorted_batches([item.id for item in items], lengths, per_batch)), per_batch
 
 
+def probe_fingerprint(model: LanguageModel, items: list[MCQItem], mode: str, max_new_tokens: int,
+                      descriptions: dict[str, str] | None, errors: dict[str, str] | None, style: str,
+                      inputs: dict | None = None) -> dict:
+    """What a probe's rows depend on (akb.io.PartialJsonl): the batch size is left out, so a job
+    rerun with a smaller one after running out of memory keeps its finished rows."""
+    return {
+        "model": model.spec.fingerprint(),
+        "mode": mode,
+        "style": style,
+        "max_new_tokens": max_new_tokens if mode == "generate" else None,  # loglik generates nothing
+        "items": digest([[it.id, it.question, list(it.choices), it.answer, it.category, it.subcategory, it.domain,
+                          it.audio] for it in items]),
+        "descriptions": None if descriptions is None else digest({it.id: descriptions.get(it.id) for it in items}),
+        "errors": digest(errors or {}),
+        **(inputs or {}),
+    }
+
+
 def most_choices(items: list[MCQItem]) -> int:
     return max((len(item.choices) for item in items), default=1)
 
@@ -112,6 +130,7 @@ def probe(
     descriptions: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     style: str = "lettered",
+    inputs: dict | None = None,
 ) -> None:
     """Write one prediction row per item to `out_path`, resuming from `<out_path>.partial`.
 
@@ -122,10 +141,12 @@ def probe(
     marks items that cannot be put to the model (e.g. a clip too short to cut): each gets a row with
     the error, counted wrong, and the model never sees it. `style` writes generated questions
     (akb.prompts.PROMPT_STYLES); the model's spec should carry the style's system prompt
-    (akb.prompts.styled_spec)."""
+    (akb.prompts.styled_spec). `inputs`: what else the answers depend on, for the partial file's
+    fingerprint (an audio LLM's checkpoint and listening condition, see akb.io.PartialJsonl)."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")
-    partial = PartialJsonl(out_path)
+    partial = PartialJsonl(out_path, probe_fingerprint(model, items, mode, max_new_tokens, descriptions, errors,
+                                                       style, inputs))
     errors = errors or {}
     partial.append(_record(item, mode, "") | {"raw_output": None, "parsed_answer": None, "parse_status": "error",
                                                "correct": False, "error": errors[item.id]}

@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from akb.models.base import looks_like_path  # light: no torch
+
 OK, MISSING, UNCHECKED = "OK", "MISSING", "UNCHECKED"
 
 GB = 10**9
@@ -168,7 +170,8 @@ def check_benchmark(entry: dict) -> Check:
 
     try:
         items, _ = load_audio_benchmark(path, entry.get("kind", "auto"), entry.get("audio_root"),
-                                        entry.get("on_bad_item", "error"), check_audio="none")
+                                        entry.get("on_bad_item", "error"), check_audio="none",
+                                        allow_outside_root=entry.get("allow_outside_root", False))
     except (ValueError, OSError) as e:  # BankError is a ValueError; the message names the file
         first, *rest = str(e).splitlines()
         more = (f" (+{len(rest)} more lines: `akb validate-audio-benchmark --benchmark {source}` lists them)"
@@ -254,10 +257,6 @@ class HubTarget:
     users: tuple[str, ...]  # config entries that need it
 
 
-def _looks_like_path(source: str) -> bool:
-    """Hub ids are `name` or `org/name`; anything else is meant as a directory."""
-    return (source.startswith(("/", ".", "~", "resources/")) or source.count("/") > 1
-            or (os.sep != "/" and os.sep in source))
 
 
 def _valid_repo_id(source: str) -> bool:
@@ -275,7 +274,7 @@ def check_local_model(source: str, users: list[str]) -> Check:
     path = Path(source).expanduser()
     used = f"used by {', '.join(users)}"
     if not path.is_dir():
-        what = "directory not found" if _looks_like_path(source) else "neither a directory nor a valid hub id"
+        what = "directory not found" if looks_like_path(source) else "neither a directory nor a valid hub id"
         return Check("model", source, MISSING, f"{what} ({used})",
                      "put the model there (a transformers directory), or use its hub id")
     if not (path / "config.json").is_file():
@@ -290,12 +289,13 @@ def _packaged_names() -> set[str]:
     return set(PACKAGED_MODELS)
 
 
-def model_sources(config: dict) -> tuple[list[Check], list[HubTarget]]:
-    """Local checks done here, and the hub ids left for the hub: models, captioners, encoder."""
+def model_users(config: dict) -> tuple[dict, dict, dict]:
+    """The models the study loads, each with the entries that use it (models, captioners, encoder):
+    hub ids {(repo, revision): users}, local directories {path: users}, and models built from PyPI
+    packages {name: users} (packaged models and resources/models/<name> sources not built yet)."""
     wanted: dict[tuple[str, str | None], list[str]] = {}
     local: dict[str, list[str]] = {}
     packaged: dict[str, list[str]] = {}
-    checks = []
 
     def add(source: str, revision: str | None, user: str) -> None:
         built = source.removeprefix("resources/models/")
@@ -304,7 +304,7 @@ def model_sources(config: dict) -> tuple[list[Check], list[HubTarget]]:
         elif source.startswith("resources/models/") and "/" not in built:
             # Built by the workflow from a PyPI package (fetch_packaged_model), like `packaged` models.
             packaged.setdefault(built, []).append(user)
-        elif _looks_like_path(source) or not _valid_repo_id(source):
+        elif looks_like_path(source) or not _valid_repo_id(source):
             local.setdefault(source, []).append(user)
         else:
             wanted.setdefault((source, revision), []).append(user)
@@ -320,7 +320,13 @@ def model_sources(config: dict) -> tuple[list[Check], list[HubTarget]]:
                 add(entry["source"], entry.get("revision"), f"captioner {entry['name']}")
     if config["grounded"]["backbones"]:
         add(config["grounded"]["encoder"]["source"], None, "grounded.encoder")
+    return wanted, local, packaged
 
+
+def model_sources(config: dict) -> tuple[list[Check], list[HubTarget]]:
+    """Local checks done here, and the hub ids left for the hub: models, captioners, encoder."""
+    wanted, local, packaged = model_users(config)
+    checks = []
     if packaged:
         known = _packaged_names()
         for name, users in packaged.items():

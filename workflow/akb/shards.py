@@ -93,11 +93,13 @@ def probe_shard(
     descriptions: dict[str, str] | None = None,
     shard: Shard | None = None,
     style: str = "lettered",
+    inputs: dict | None = None,
 ) -> None:
     """probe() on one shard's items (all of them when `shard` is None); resumable like probe()."""
     if shard is not None:
         items, batch_size = shard_items(model, items, shard, mode, batch_size, descriptions, style)
-    probe(model, items, out_path, mode, batch_size, max_new_tokens, descriptions=descriptions, style=style)
+    probe(model, items, out_path, mode, batch_size, max_new_tokens, descriptions=descriptions, style=style,
+          inputs=inputs)
 
 
 def _round_robin(batches: list[list[int]], shard: Shard) -> list[int]:

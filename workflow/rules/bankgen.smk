@@ -44,6 +44,7 @@ rule bankgen_generate:
         gpu=model_resource("gpu", "bankgen", "generator"),
         mem_mb=model_resource("mem_mb", "bankgen", "generator"),
         runtime=model_resource("runtime", "bankgen", "generator"),
+        slurm_partition=model_resource("slurm_partition", "bankgen", "generator"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -66,6 +67,8 @@ rule bankgen_screen:
         settings=BANKGEN_JSON,
         seed=config["seed"],
     threads: 2
+    resources:
+        slurm_partition=CPU_PARTITION,
     conda:
         "../../envs/models.yaml"
     shell:
@@ -92,6 +95,7 @@ rule bankgen_crosscheck:
         gpu=model_resource("gpu", "probe", "checker"),
         mem_mb=model_resource("mem_mb", "probe", "checker"),
         runtime=model_resource("runtime", "probe", "checker"),
+        slurm_partition=model_resource("slurm_partition", "probe", "checker"),
     conda:
         "../../envs/models.yaml"
     shell:

@@ -15,6 +15,8 @@ rule generate_synthetic:
         n_test=config["synthetic"]["n_test"],
         n_train=config["synthetic"]["n_train"],
         engine=config["synthetic"]["speech_engine"],
+    resources:
+        slurm_partition=CPU_PARTITION,
     conda:
         "../../envs/audio.yaml"
     shell:
@@ -23,7 +25,8 @@ rule generate_synthetic:
 
 
 rule import_hf_benchmark:
-    """A Hugging Face copy of an audio benchmark (audio embedded in parquet) in the official layout."""
+    """A Hugging Face copy of an audio benchmark (audio embedded in parquet) in the official layout.
+    It runs where snakemake runs (localrule), as the fetch jobs do: compute nodes often cannot reach the hub."""
     output:
         directory("resources/benchmarks/{benchmark}"),
     log:
@@ -32,6 +35,7 @@ rule import_hf_benchmark:
         source=lambda w: AUDIO_BENCHMARKS[w.benchmark]["source"],
         split=lambda w: AUDIO_BENCHMARKS[w.benchmark]["split"],
         kind=lambda w: AUDIO_BENCHMARKS[w.benchmark]["kind"],
+    localrule: True
     resources:
         mem_mb=8000,
         runtime=120,
@@ -78,6 +82,7 @@ rule caption_benchmark:
         gpu=captioner_resource("gpu"),
         mem_mb=captioner_resource("mem_mb"),
         runtime=captioner_resource("runtime"),
+        slurm_partition=captioner_resource("slurm_partition"),
     conda:
         "../../envs/audio.yaml"
     shell:
@@ -108,6 +113,7 @@ rule cascade_model:
         gpu=model_resource("gpu", "cascade"),
         mem_mb=model_resource("mem_mb", "cascade"),
         runtime=model_resource("runtime", "cascade"),
+        slurm_partition=model_resource("slurm_partition", "cascade"),
     conda:
         "../../envs/models.yaml"
     shell:

@@ -14,8 +14,8 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 from akb.captioners.api import caption_prompt_path
 from akb.captioners.file import caption_file_path
 from akb.config import (
-    ConfigError, cascade_pairs, main_captioner, model_entry, probe_settings, stage_entry, stage_resources,
-    validate_config,
+    CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, job_resources, main_captioner,
+    model_entry, probe_settings, stage_entry, stage_resources, validate_config,
 )
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.data.desta_aqa import is_hub_source
@@ -34,6 +34,11 @@ except ConfigError as error:
     raise WorkflowError(str(error))
 config.clear()
 config.update(_validated)
+
+# SLURM partitions (resources.slurm_partition): jobs that load no model need no GPU; "" is the
+# cluster's default partition.
+PARTITIONS = config["partitions"]
+CPU_PARTITION = PARTITIONS["cpu"] or ""
 
 BANK = config["bank"]["name"]
 BANK_FILE = f"resources/banks/{BANK}.jsonl"
@@ -100,8 +105,10 @@ def audio_benchmark_inputs(wildcards):
 def audio_benchmark_args(wildcards):
     entry = AUDIO_BENCHMARKS[wildcards.benchmark]
     root = f" --audio-root {entry['audio_root']}" if entry["audio_root"] else ""
+    # Only when on: the jobs of entries without it keep their parameters (no rerun).
+    outside = " --allow-outside-root" if entry.get("allow_outside_root") else ""
     return (f"--benchmark {audio_benchmark_file(wildcards.benchmark)} --kind {entry['kind']} "
-            f"--on-bad-item {entry['on_bad_item']}{root}")
+            f"--on-bad-item {entry['on_bad_item']}{root}{outside}")
 
 
 def audio_benchmark_label(name):
@@ -149,16 +156,33 @@ def cascade_score_files():
 def model_json(stage, wildcard="model"):
     """The entry of the model named by `wildcard` for one stage's jobs (its resources tell the
     loader how many GPUs it has)."""
-    return lambda wildcards: json.dumps(stage_entry(config, wildcards[wildcard], stage))
+    return lambda wildcards: json.dumps(loader_entry(stage_entry(config, wildcards[wildcard], stage)))
+
+
+def loader_entry(entry):
+    """A stage's model entry (stage_entry) as its job's parameters: without `partition`, where the
+    job runs, so that setting one reruns nothing."""
+    entry.get("resources", {}).pop("partition", None)
+    return entry
 
 
 def model_resource(key, stage, wildcard="model"):
-    """gpu, mem_mb, runtime or threads of a model's jobs in one stage (models[].resources)."""
-    return lambda wildcards: stage_entry(config, wildcards[wildcard], stage)["resources"][key]
+    """gpu, mem_mb, runtime, threads or slurm_partition of a model's jobs in one stage
+    (models[].resources; partitions)."""
+
+    def resource(wildcards):
+        entry = stage_entry(config, wildcards[wildcard], stage)
+        return job_resources(entry["resources"], PARTITIONS, entry["backend"] in CPU_ONLY_MODEL_BACKENDS)[key]
+
+    return resource
 
 
 def captioner_resource(key):
-    return lambda wildcards: CAPTIONERS[wildcards.captioner]["resources"][key]
+    def resource(wildcards):
+        entry = CAPTIONERS[wildcards.captioner]
+        return job_resources(entry["resources"], PARTITIONS, entry["backend"] in CPU_ONLY_CAPTIONER_BACKENDS)[key]
+
+    return resource
 
 
 def model_files(wildcards):
@@ -196,7 +220,8 @@ def diagnostics_benchmarks_json():
     return json.dumps({
         b: {"file": audio_benchmark_file(b), "kind": AUDIO_BENCHMARKS[b]["kind"],
             "audio_root": AUDIO_BENCHMARKS[b]["audio_root"], "on_bad_item": AUDIO_BENCHMARKS[b]["on_bad_item"],
-            "label": audio_benchmark_label(b)}
+            "label": audio_benchmark_label(b),
+            **({"allow_outside_root": True} if AUDIO_BENCHMARKS[b].get("allow_outside_root") else {})}
         for b in DIAGNOSED_BENCHMARKS
     })
 
@@ -323,9 +348,9 @@ def transcribe_batch_size(training):
 
 
 def transcribe_resource(key, job):
-    """gpu, mem_mb, runtime or threads of a transcription job; `train`, the training clips' job,
-    takes grounded.transcribe.resources.train over them."""
-    return stage_resources(TRANSCRIBE["resources"], job, ("train",))[key]
+    """gpu, mem_mb, runtime, threads or slurm_partition of a transcription job; `train`, the
+    training clips' job, takes grounded.transcribe.resources.train over them."""
+    return job_resources(stage_resources(TRANSCRIBE["resources"], job, ("train",)), PARTITIONS)[key]
 
 
 def with_prompt_style(mode, stage):
@@ -415,6 +440,18 @@ def figure_outputs():
         "results/figures/paper_comparison.png",
         "results/paper/correlations_heatmap.png",
     ]
+
+
+def study_outputs():
+    """Every target of the default run but results/provenance.json, which is written after them."""
+    return [*probe_outputs(), *cascade_outputs(), *grounded_outputs(), *diagnostics_outputs(), *figure_outputs()]
+
+
+def synthetic_suite_inputs():
+    """The synthetic suite's folder when this run uses it: as a benchmark or as the grounded seeds."""
+    as_benchmark = any(b["source"] == "synthetic" for b in AUDIO_BENCHMARKS.values())
+    as_seeds = bool(GROUNDED_MODELS) and SYNTHETIC_DIR in grounded_seed_inputs(None)
+    return [SYNTHETIC_DIR] if as_benchmark or as_seeds else []
 
 
 def _one_of(names):

@@ -31,6 +31,7 @@ rule diagnose_condition:
         gpu=model_resource("gpu", "diagnose"),
         mem_mb=model_resource("mem_mb", "diagnose"),
         runtime=model_resource("runtime", "diagnose"),
+        slurm_partition=model_resource("slurm_partition", "diagnose"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -64,3 +65,8 @@ rule diagnostics_tables:
         "python -m akb diagnose --runs {params.runs:q} --benchmarks {params.benchmarks:q} --labels {params.labels:q} "
         "--tables-dir results/tables --figures-dir {output.figures} --resamples {params.resamples} "
         "--seed {params.seed} > {log} 2>&1"
+
+
+# Bookkeeping: prediction files in, tables and figures out; where snakemake runs.
+localrules:
+    diagnostics_tables,

@@ -27,6 +27,7 @@ if DESTA_AQA:
             "../../envs/audio.yaml"
         resources:
             runtime=240,
+            slurm_partition=CPU_PARTITION,
         shell:
             "python -m akb convert-desta-seeds {params.args} --out {output.seeds} "
             "--report-dir {params.report_dir:q} > {log} 2>&1"
@@ -66,6 +67,7 @@ rule distill_data:
         gpu=model_resource("gpu", "distill"),
         mem_mb=model_resource("mem_mb", "distill"),
         runtime=model_resource("runtime", "distill"),
+        slurm_partition=model_resource("slurm_partition", "distill"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -120,6 +122,7 @@ rule transcribe_training_clips:
         gpu=transcribe_resource("gpu", "train"),
         mem_mb=transcribe_resource("mem_mb", "train"),
         runtime=transcribe_resource("runtime", "train"),
+        slurm_partition=transcribe_resource("slurm_partition", "train"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -151,6 +154,7 @@ rule transcribe_benchmark:
         gpu=transcribe_resource("gpu", "benchmark"),
         mem_mb=transcribe_resource("mem_mb", "benchmark"),
         runtime=transcribe_resource("runtime", "benchmark"),
+        slurm_partition=transcribe_resource("slurm_partition", "benchmark"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -180,6 +184,7 @@ rule train_lalm:
         gpu=model_resource("gpu", "train"),
         mem_mb=model_resource("mem_mb", "train"),
         runtime=model_resource("runtime", "train"),
+        slurm_partition=model_resource("slurm_partition", "train"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -226,6 +231,7 @@ if PARALLEL_TRAINED:
             mpi=lambda w: "srun" if lalm_train_shape(w.model)[1] > 1 else "",
             mem_mb=model_resource("mem_mb", "train"),
             runtime=model_resource("runtime", "train"),
+            slurm_partition=model_resource("slurm_partition", "train"),
         conda:
             "../../envs/models.yaml"
         shell:
@@ -263,6 +269,7 @@ rule evaluate_lalm:
         gpu=model_resource("gpu", "evaluate"),
         mem_mb=model_resource("mem_mb", "evaluate"),
         runtime=model_resource("runtime", "evaluate"),
+        slurm_partition=model_resource("slurm_partition", "evaluate"),
     conda:
         "../../envs/models.yaml"
     shell:
@@ -334,3 +341,10 @@ rule grounded_table:
     shell:
         "python -m akb cascade-table --scores {input} --labels {params.labels:q} "
         "--out-stem results/tables/grounded > {log} 2>&1"
+
+
+# Bookkeeping: small files in, tables out; where snakemake runs, not as cluster jobs.
+localrules:
+    score_grounded,
+    score_grounded_no_audio,
+    grounded_table,

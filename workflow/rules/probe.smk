@@ -34,6 +34,7 @@ rule probe_model:
         gpu=model_resource("gpu", "probe"),
         mem_mb=model_resource("mem_mb", "probe"),
         runtime=model_resource("runtime", "probe"),
+        slurm_partition=model_resource("slurm_partition", "probe"),
     conda:
         "../../envs/models.yaml"
     shell:

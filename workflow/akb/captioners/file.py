@@ -9,7 +9,8 @@ One JSON object per line, with the caption's text under "caption" and what it de
     or its bare file name where no other clip of the benchmark has that name. A caption given by
     clip applies to every item that uses the clip.
 
-When a line has both, "id" is used. Blank lines are skipped; any other key is ignored.
+When a line has both, "id" is used. Blank lines are skipped; any other key is ignored. The file is
+UTF-8 text (a byte-order mark is allowed).
 
 A caption file covers one benchmark; a config entry names one file per benchmark with a
 "{benchmark}" placeholder in its path (`caption_file_path`), e.g. data/gemini/{benchmark}.jsonl.
@@ -33,7 +34,7 @@ import numpy as np
 
 from akb.captioners import Captioner
 from akb.data.items import MCQItem
-from akb.io import write_jsonl
+from akb.io import iter_lines, write_jsonl
 
 ID_KEY = "id"
 CAPTION_KEY = "caption"
@@ -92,29 +93,28 @@ def load_caption_file(path: str | Path, items: list[MCQItem]) -> dict[str, str]:
     captions: dict[str, str] = {}
     line_of: dict[str, int] = {}  # item id -> line that captioned it
     unknown: list[str] = []  # 'value' (line n), for ids or clips not in the benchmark
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CaptionFileError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise CaptionFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            caption = _caption(row, where)
-            targets = _targets(row, where, item_ids, clips)
-            if targets is None:
-                unknown.append(f"{_key_value(row)!r} (line {lineno})")
-                continue
-            for item_id in targets:
-                if item_id in captions:
-                    raise CaptionFileError(
-                        f"{where}: a second caption for item {item_id!r} (first on line {line_of[item_id]})"
-                    )
-                captions[item_id] = caption
-                line_of[item_id] = lineno
+    for lineno, line in iter_lines(path):  # an undecodable line is named by file and line
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CaptionFileError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise CaptionFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        caption = _caption(row, where)
+        targets = _targets(row, where, item_ids, clips)
+        if targets is None:
+            unknown.append(f"{_key_value(row)!r} (line {lineno})")
+            continue
+        for item_id in targets:
+            if item_id in captions:
+                raise CaptionFileError(
+                    f"{where}: a second caption for item {item_id!r} (first on line {line_of[item_id]})"
+                )
+            captions[item_id] = caption
+            line_of[item_id] = lineno
     if unknown:
         raise CaptionFileError(
             f"{path}: {len(unknown)} caption{'s' if len(unknown) > 1 else ''} for items or clips not in the "

@@ -15,7 +15,7 @@ import torch
 
 from akb.audio import is_silent
 from akb.captioners import Captioner
-from akb.models.hf import pick_device, pick_dtype
+from akb.models.hf import check_model_folder, pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class WhisperCaptioner(Captioner):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         torch_device = pick_device(device)
+        check_model_folder(source, "whisper captioner")
         try:
             processor = WhisperProcessor.from_pretrained(source)
             model = WhisperForConditionalGeneration.from_pretrained(source, dtype=pick_dtype(dtype, torch_device))

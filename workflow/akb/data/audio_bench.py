@@ -9,12 +9,13 @@ load (on_bad_item="error"), or is dropped and returned with its problem (on_bad_
 logged), never silently.
 
 Clips are checked from their headers by default (`akb.audio.audio_duration`): that every clip
-exists and libsndfile can open it, for a tenth of a second per 1,000 clips, where decoding reads
+exists, libsndfile can open it and it is not cut short, for a tenth of a second per 1,000 clips, where decoding reads
 every sample (3 s per 1,000 ten-second 44.1 kHz WAVs from a warm local disk; far longer for long
-MMAR clips or network storage), on every load. A clip damaged after a sound header passes and fails
-later, in the model's own `load_audio`, with the file named. check_audio="decode" decodes every clip
-as the models will, and also reports silent clips (a warning: a benchmark may use silence on
-purpose).
+MMAR clips or network storage), on every load. A clip with damaged samples (NaN) behind a sound header
+passes and fails later, in the model's own `load_audio`, with the file named. check_audio="decode" decodes every clip
+as the models will (NaN or infinite samples are errors), and also reports silent and clipped clips
+(warnings: a benchmark may use silence or distortion on purpose); `akb validate-audio-benchmark
+--check-audio decode` runs it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from akb.audio import AudioError, audio_duration, is_silent, load_audio
+from akb.audio import CLIPPED_SHARE, AudioError, audio_duration, is_clipped, is_silent, load_audio
 from akb.data.bank import BankError, Problem, read_records
 from akb.data.items import LETTERS, MCQItem
+from akb.io import outside_root
 from akb.scoring import extract_choice, string_match, strip_reasoning
 from akb.stats import accuracy_summary, grouped_accuracy
 
@@ -77,7 +79,10 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tu
     wrong with it."""
     if not isinstance(record, dict):
         raise _BadItem(f"#{index}", "record is not a JSON object")
-    item_id = "" if record.get("id") is None else str(record["id"]).strip()
+    raw_id = record.get("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int | None):  # a list's repr is no id
+        raise _BadItem(f"#{index}", f"field 'id' must be text or an integer, got {type(raw_id).__name__}")
+    item_id = "" if raw_id is None else str(raw_id).strip()
     if not item_id:
         raise _BadItem(f"#{index} (no id)", "missing field 'id'")
     missing = [k for k in ("question", "choices", "answer", fmt.audio_key, fmt.domain_key) if k not in record]
@@ -122,6 +127,14 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tu
     return item, warnings
 
 
+def _refuse_outside(item_id: str, clip: str, root: Path) -> None:
+    """A clip path that leads out of the audio root is a bad item (see akb.io.outside_root)."""
+    target = outside_root(root, clip)
+    if target is not None:
+        raise _BadItem(item_id, f"clip path {clip!r} leads outside the audio root {root} (to {target}); "
+                       "set allow_outside_root: true on the benchmark's entry if that is intended")
+
+
 def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
     if check_audio == "none":
         return []
@@ -132,7 +145,12 @@ def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
         audio = load_audio(item.audio)
     except AudioError as e:
         return [Problem(item.id, str(e))]
-    return [Problem(item.id, f"{item.audio}: audio is silent", "warning")] if is_silent(audio) else []
+    if is_silent(audio):
+        return [Problem(item.id, f"{item.audio}: audio is silent", "warning")]
+    if is_clipped(audio):
+        return [Problem(item.id, f"{item.audio}: audio is clipped (at least {CLIPPED_SHARE:.0%} of its samples at "
+                                 "full scale)", "warning")]
+    return []
 
 
 def _listing(problems: list[Problem]) -> str:
@@ -148,13 +166,15 @@ def load_audio_benchmark(
     audio_root: str | Path | None = None,
     on_bad_item: str = "error",
     check_audio: str = "header",
+    allow_outside_root: bool = False,
 ) -> tuple[list[MCQItem], list[Problem]]:
     """Items of an MMAU or MMAR file (JSON array or JSONL), checked, and the problems found.
 
     `kind` is "mmau", "mmar" or "auto" (told by the key naming the clip). Clip paths are resolved
     against `audio_root` (default: the benchmark file's folder). Errors: a missing or malformed
     field, 2-8 choices, the answer among the choices, unique ids, a clip that exists and can be
-    read (see the module docstring for `check_audio`). Problems name the item; a raised BankError
+    read (see the module docstring for `check_audio`), a clip inside the audio root (no absolute
+    path, '..' or symlink leading out) unless `allow_outside_root`. Problems name the item; a raised BankError
     also names the file. Warnings (silent clips) never drop an item."""
     path = Path(path)
     if on_bad_item not in ON_BAD_ITEM:
@@ -176,6 +196,8 @@ def load_audio_benchmark(
     for index, record in enumerate(records):
         try:
             item, warnings = _item(record, index, fmt, root)
+            if not allow_outside_root:
+                _refuse_outside(item.id, record[fmt.audio_key], root)
             items.append(item)
             problems += warnings
         except _BadItem as bad:

@@ -6,11 +6,17 @@ A bank is read from JSON (an array of objects), JSONL, CSV or a Hugging Face dat
     {"id": "...", "category": "Music", "subcategory": "tempo_dynamics",
      "question": "...", "options": ["...", "...", "...", "..."], "answer": "B"}
 
-`answer` may be a letter, a 0-based index, or the correct option's text.
+The options may also be spelled `choices` (as MMAU, MMAR, lm-evaluation-harness and most Hugging
+Face MCQ sets do) without a mapping; a record with both, differing, is refused. `answer` may be a
+letter, a 0-based index, or the correct option's text (a one-letter answer is read as a letter; a
+number that is both an option's text and another option's index is refused as ambiguous). Other
+fields are kept, unchecked, in the item's `extra` (and in a prepared bank). Files are UTF-8 (a
+byte-order mark is allowed); a file without any item is an error.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import Counter
@@ -21,7 +27,7 @@ from typing import Any
 import yaml
 
 from akb import DATA_DIR
-from akb.io import read_jsonl
+from akb.io import parse_json, read_jsonl, read_text
 from akb.data.items import LETTERS, MCQItem
 
 BUILTIN_BANK = DATA_DIR / "akb_bank.jsonl"
@@ -35,6 +41,7 @@ DEFAULT_COLUMNS = {
     "category": "category",
     "subcategory": "subcategory",
 }
+OPTION_SPELLINGS = ("options", "choices")  # accepted without a mapping; see _options_field
 
 
 class BankError(ValueError):
@@ -62,32 +69,48 @@ def detect_format(source: str) -> str:
 
 
 def read_records(source: str, fmt: str = "auto", split: str = "test") -> list[dict[str, Any]]:
-    """Raw records of a bank, before column mapping."""
+    """Raw records of a bank, before column mapping. A source without any record is an error: a
+    run over it would score nothing and look finished."""
     fmt = detect_format(source) if fmt == "auto" else fmt
     if fmt == "hf":
-        return _read_hf(source.removeprefix(HF_PREFIX), split)
+        records = _read_hf(source.removeprefix(HF_PREFIX), split)
+        if not records:
+            raise BankError(f"{source}: no items in split {split!r}")
+        return records
     path = Path(source)
     if not path.is_file():
         raise BankError(f"{source}: bank file not found")
-    if fmt == "jsonl":
-        try:
-            return read_jsonl(path)
-        except ValueError as e:
-            raise BankError(str(e)) from None
-    if fmt == "json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise BankError(f"{source}: not valid JSON (line {e.lineno}: {e.msg})") from None
-        if not isinstance(data, list):
-            raise BankError(f"{source}: expected a JSON array of question objects")
-        return data
-    if fmt == "csv":
-        import pandas as pd
+    if fmt not in ("jsonl", "json", "csv"):
+        raise BankError(f"{source}: unknown bank format {fmt!r} (json, jsonl, csv or hf)")
+    try:  # akb.io's readers name the file and line of a syntax or text-encoding error
+        records = {"jsonl": read_jsonl, "json": _read_json, "csv": _read_csv}[fmt](path)
+    except ValueError as e:
+        raise BankError(str(e)) from None
+    if fmt == "json" and not isinstance(records, list):
+        raise BankError(f"{source}: expected a JSON array of question objects")
+    if not records:
+        raise BankError(f"{source}: no items (the file holds no record)")
+    return records
 
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        return frame.to_dict(orient="records")
-    raise BankError(f"{source}: unknown bank format {fmt!r} (json, jsonl, csv or hf)")
+
+def _read_json(path: Path) -> Any:
+    """A JSON bank's content; a blank file has no records (rather than a JSON syntax error)."""
+    text = read_text(path)
+    return parse_json(text, path) if text.strip() else []
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV file as text; a file without any line has no records (not a parser error)."""
+    import pandas as pd
+
+    text = read_text(path)
+    if not text.strip():
+        return []
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as e:  # pandas names the line but not the file
+        raise ValueError(f"{path}: not valid CSV ({str(e).strip()})") from None
+    return frame.to_dict(orient="records")
 
 
 def _read_hf(dataset_id: str, split: str) -> list[dict[str, Any]]:
@@ -133,8 +156,14 @@ def _answer_text(raw: Any, options: tuple[str, ...], where: str) -> str:
         letter = re.fullmatch(r"\(?([A-Ha-h])\)?", text)
         if letter and LETTERS.index(letter.group(1).upper()) < len(options):
             return options[LETTERS.index(letter.group(1).upper())]
-        if text.isdigit() and int(text) < len(options):
-            return options[int(text)]
+        index = options[int(text)] if text.isdecimal() and int(text) < len(options) else None
+        if index is not None and text in options and index != text:
+            # Options that are numbers, and an answer that is one of them and an index of another
+            # (a CSV holds both as text): either reading would silently score every model wrong.
+            raise BankError(f"{where}: answer {raw!r} is ambiguous: the text of one option and the index of "
+                            f"another ({index!r}); write the answer as a letter")
+        if index is not None:
+            return index
         if text in options:
             return text
     raise BankError(f"{where}: answer {raw!r} is not a letter, index or text of one of the options")
@@ -148,32 +177,64 @@ def normalise_records(
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise BankError(f"{source}: record #{index} is not an object")
-        item_id = str(record.get(cols["id"], "")).strip()
+        item_id = _label(record, cols["id"], f"{source}: item #{index}")
         where = f"{source}: item {item_id or f'#{index} (no id)'}"
         if not item_id:
             raise BankError(f"{where}: missing field {cols['id']!r}")
         question = record.get(cols["question"])
-        if not isinstance(question, str) or not question.strip():
+        if question is not None and not isinstance(question, str):
+            raise BankError(f"{where}: field {cols['question']!r} must be text, got {type(question).__name__}")
+        if not question or not question.strip():
             raise BankError(f"{where}: missing or empty field {cols['question']!r}")
         if cols["answer"] not in record:
             raise BankError(f"{where}: missing field {cols['answer']!r}")
-        options = _options(record, cols["options"], where)
+        mapped = "options" in (columns or {})
+        options_spec = cols["options"] if mapped else _options_field(record, where)
+        options = _options(record, options_spec, where)
         answer = _answer_text(record[cols["answer"]], options, where)
         known = {cols[k] for k in ("id", "question", "answer", "category", "subcategory")}
-        known |= set(cols["options"]) if isinstance(cols["options"], list) else {cols["options"]}
+        if isinstance(options_spec, list):
+            known |= set(options_spec)
+        else:
+            known |= {options_spec} if mapped else set(OPTION_SPELLINGS)
+        extra = record.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise BankError(f"{where}: field 'extra' must be an object, got {type(extra).__name__}")
         items.append(
             MCQItem(
                 id=item_id,
                 question=question.strip(),
                 choices=options,
                 answer=answer,
-                category=str(record.get(cols["category"], "") or "").strip(),
-                subcategory=str(record.get(cols["subcategory"], "") or "").strip(),
-                extra={k: v for k, v in record.items() if k not in known and k != "extra"}
-                | dict(record.get("extra") or {}),
+                category=_label(record, cols["category"], where),
+                subcategory=_label(record, cols["subcategory"], where),
+                extra={k: v for k, v in record.items() if k not in known and k != "extra"} | extra,
             )
         )
     return items
+
+
+def _label(record: dict, key: str, where: str) -> str:
+    """An id, category or subcategory as stripped text ("" when absent). Integers are taken as
+    written (Hugging Face datasets and JSON files number their items); a list or an object is
+    refused, as its repr would silently become the id or the category."""
+    value = record.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BankError(f"{where}: field {key!r} must be text or an integer, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _options_field(record: dict, where: str) -> str:
+    """The field holding the options when the column mapping names none: `options` (the AKB
+    format) or `choices` (MMAU, MMAR, lm-evaluation-harness and most Hugging Face MCQ sets), so
+    those need no mapping. Both, with different contents, cannot be told apart."""
+    present = [k for k in OPTION_SPELLINGS if k in record]
+    if len(present) > 1 and record["options"] != record["choices"]:
+        raise BankError(f"{where}: fields 'options' and 'choices' differ; keep one, or name the one to use "
+                        "in the column mapping (bank.columns.options)")
+    return present[0] if present else DEFAULT_COLUMNS["options"]
 
 
 def load_bank(
@@ -236,8 +297,8 @@ def find_warnings(
     a correct-answer letter whose share of items is more than `letter_margin` from chance (1/n:
     20-30% with 4 options); a length cue, where the answer is strictly the longest, or strictly the
     shortest, option in a share more than `length_cue_margin` from chance, so option length alone
-    would score; and near-duplicate questions (Jaccard similarity of the words of question +
-    answer at or above `duplicate_jaccard`)."""
+    would score; the same question under two ids; and near-duplicate questions (Jaccard
+    similarity of the words of question + answer at or above `duplicate_jaccard`)."""
     problems = []
     counts = {len(it.choices) for it in items}
     if len(counts) == 1:
@@ -254,13 +315,23 @@ def find_warnings(
             if abs(share - 1 / n) > length_cue_margin:
                 problems.append(Problem("length cue", f"the answer is the {word} option in {share:.1%} "
                                         f"of items (chance {1 / n:.0%})", "warning"))
-    signatures = [(it, _words(f"{it.question} {it.answer}")) for it in items]
-    for i, (a, words_a) in enumerate(signatures):
-        for b, words_b in signatures[i + 1 :]:
+    # The same question under two ids is most often a copy-paste slip, reported whatever the
+    # answers; a warning, not an error, as a bank may ask one question over other option sets.
+    signatures = [(it, _words(f"{it.question} {it.answer}"), _plain(it.question)) for it in items]
+    for i, (a, words_a, question_a) in enumerate(signatures):
+        for b, words_b, question_b in signatures[i + 1 :]:
             union = len(words_a | words_b)
-            if union and len(words_a & words_b) / union >= duplicate_jaccard:
+            if question_a == question_b:
+                same = " and options" if sorted(map(_plain, a.choices)) == sorted(map(_plain, b.choices)) else ""
+                problems.append(Problem(a.id, f"same question{same} as {b.id}", "warning"))
+            elif union and len(words_a & words_b) / union >= duplicate_jaccard:
                 problems.append(Problem(a.id, f"near-duplicate of {b.id}", "warning"))
     return problems
+
+
+def _plain(text: str) -> str:
+    """Text compared for sameness: case and runs of white space do not count."""
+    return " ".join(text.lower().split())
 
 
 def check_items(items: list[MCQItem], n_options: int | None = None) -> list[Problem]:

@@ -46,7 +46,7 @@ from typing import Any
 
 from akb.audio import AudioError, audio_duration
 from akb.data.bank import HF_PREFIX
-from akb.io import atomic_path
+from akb.io import atomic_path, decode_text
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +163,31 @@ def iter_rows(files: list[DataFile], revision: str | None = None) -> Iterator[tu
     import datasets
 
     for f in files:
-        if f.repo is not None:
-            data = datasets.load_dataset(f.repo, data_files=[f.data_file], split="train", streaming=True,
-                                         revision=revision)
-        else:
-            data = datasets.load_dataset(f.builder, data_files=[f.data_file], split="train", streaming=True)
+        if f.repo is None and f.data_file.endswith(".jsonl"):
+            _check_text_start(Path(f.data_file))
         n = 0
-        try:
+        try:  # loading reads the first rows already (to infer the columns): its errors too name no file
+            if f.repo is not None:
+                data = datasets.load_dataset(f.repo, data_files=[f.data_file], split="train", streaming=True,
+                                             revision=revision)
+            else:
+                data = datasets.load_dataset(f.builder, data_files=[f.data_file], split="train", streaming=True)
             for n, row in enumerate(data, 1):
                 yield f"{f.name}, row {n}", row
+        except StopIteration:  # the json loader finds no first table: an empty file, which has no rows
+            log.warning("%s: no rows (the file is empty)", f.name)
         except Exception as e:  # pyarrow's parse and cast errors name no file
             raise ValueError(f"{f.name}: cannot read after row {n} ({type(e).__name__}: {e})") from None
+
+
+def _check_text_start(path: Path, size: int = 1 << 16) -> None:
+    """The file's first lines decode as UTF-8 (akb.io.decode_text names the file, line and the
+    likely cause): pyarrow would only say "JSON parse error: Invalid value" of a UTF-16 or binary file."""
+    with path.open("rb") as f:
+        head = f.read(size)
+    if len(head) == size:  # only whole lines: the block may end inside a character
+        head = head[: head.rfind(b"\n") + 1]
+    decode_text(head, path)
 
 
 # ---- one row ----
@@ -188,7 +202,9 @@ class SourceRow:
     transcript: str | None
 
 
-def _text(row: dict, key: str, where: str, required: bool) -> str | None:
+def text_field(row: dict, key: str, where: str, required: bool) -> str | None:
+    """A row's text field; None when absent, null or blank (an error when `required`); any other
+    type is an error naming `where` and the field."""
     value = row.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -238,15 +254,15 @@ def transcript_of(messages: Any, clip_id: str, where: str) -> str | None:
 
 
 def parse_row(row: dict, where: str) -> SourceRow:
-    clip_id = _text(row, "id", where, required=True).strip()
+    clip_id = text_field(row, "id", where, required=True).strip()
     parts = Path(clip_id).parts
     if Path(clip_id).is_absolute() or ".." in parts:
         raise ValueError(f"{where}: field 'id' {clip_id!r} is not a path inside its corpus")
     return SourceRow(
-        dataset=_text(row, "dataset", where, required=True).strip(),
+        dataset=text_field(row, "dataset", where, required=True).strip(),
         clip_id=clip_id,
-        seed_description=_text(row, "seed_description", where, required=True),
-        prompt=_text(row, "prompt", where, required=False),
+        seed_description=text_field(row, "seed_description", where, required=True),
+        prompt=text_field(row, "prompt", where, required=False),
         transcript=transcript_of(row.get("messages"), clip_id, where),
     )
 
@@ -518,6 +534,8 @@ def convert(settings: DestaSettings, out: str | Path, report_dir: str | Path | N
             if path := check(row):
                 writer.write(row, path)
         log.info("%d rows read from %s", position, settings.source)
+        if position == 0:
+            raise ValueError(f"{settings.source}: no rows (every data file is empty)")
         # max_rows is shared among every dataset in use; caps alone concern the capped datasets.
         in_use = [d for d, root in roots.items() if root is not None] if settings.max_rows is not None else kept
         targets = allocate({d: reports[d].rows for d in in_use}, caps, settings.max_rows)
@@ -542,9 +560,9 @@ def convert(settings: DestaSettings, out: str | Path, report_dir: str | Path | N
         log.info("per source dataset:\n%s", report.table())
         report.log_problems()
         if report.problems and settings.on_missing == "error":
-            raise ClipsError(f"{len(report.problems)} clip(s) missing or unreadable (listed above, with the "
-                             f"table); nothing written. Fix grounded.distill.desta_aqa.audio_roots, or set "
-                             f"on_missing: skip to leave them out")
+            raise ClipsError(f"{settings.source}: {len(report.problems)} clip(s) missing or unreadable (listed "
+                             f"above, with the table); nothing written. Fix grounded.distill.desta_aqa.audio_roots, "
+                             f"or set on_missing: skip to leave them out")
         if report.written == 0:
             raise ValueError(f"{settings.source}: no seed written (table above): no row has a readable clip "
                              f"under grounded.distill.desta_aqa.audio_roots")

@@ -33,31 +33,39 @@ Item families (domain: family, reliance, choices):
             markings below), dynamics (whole_clip, crescendo/diminuendo/swell/reverse swell)
     speech: intonation (any_part, final rise = yes/no question, final fall = statement),
             voice (any_part, adult man / adult woman / young child from pitch and formants),
-            syllable_count (whole_clip, 3-7 syllables), and either spoken_word (any_part, which hVd
-            word espeak-ng says) or, without espeak-ng, vowel (any_part, which formant-synthesised
-            vowel /i ɛ ɑ ɔ u/ is sustained)
+            syllable_count (whole_clip, 3-7 syllables), and either vowel (any_part, which
+            formant-synthesised vowel /i ɛ ɑ ɔ u/ is sustained; the default) or, with espeak-ng,
+            spoken_word (any_part, which hVd word espeak-ng says)
     each:   knowledge (none), test split only
 
 Tempo markings use these ranges (BPM, common metronome tables; Adagio/Moderato/Vivace left out so
 no drawn tempo sits where tables disagree): Largo 40-60, Andante 76-108, Allegro 120-156,
 Presto 168-200. Tempi are drawn from the inner part of each range (`TEMPO_MARKINGS`).
 
-Speech: espeak-ng (called as a subprocess when `shutil.which("espeak-ng")` finds it, or when
-`speech_engine="espeak-ng"`) speaks the hVd words. Without it the suite falls back to a numpy
-source-filter (formant) synthesiser: a glottal pulse train through four formant resonators, with
-an explicit pitch contour. Intonation, voice and syllable items always use the formant synthesiser,
-because their labels are pitch contours and formant scalings that must be exact. Each item's
-`metadata.synthesis` names the engine. The suite therefore differs between machines with and
-without espeak-ng (and between espeak-ng versions); pin `speech_engine` for reproducible builds.
+Speech: by default (`speech_engine="formant"`) every speech clip comes from a numpy source-filter
+(formant) synthesiser: a glottal pulse train through four formant resonators, with an explicit pitch
+contour. It needs nothing outside Python, so the default suite is the same on every machine.
+`speech_engine="espeak-ng"` has espeak-ng (a subprocess) speak hVd words instead of the sustained
+vowels, and `"auto"` does so when `shutil.which("espeak-ng")` finds it: both are machine-dependent
+(installed or not, and its version), which changes the suite and every score measured on it.
+Intonation, voice and syllable items always use the formant synthesiser, because their labels are
+pitch contours and formant scalings that must be exact. Each item's `metadata.synthesis` names the
+engine.
 
-Determinism: every clip draws from its own generator seeded by (seed, split, family, index), so the
-same seed gives identical JSON and WAV bytes (for the same numpy/scipy/espeak-ng versions), and the
-train and test splits draw differently. Ids are `akbsyn-<split>-<nnnn>`, so the splits never share one.
+Determinism: every clip draws from its own `numpy.random.Generator` (PCG64, the same stream on every
+platform) seeded by (seed, split, family, index), so the same seed gives identical JSON and WAV bytes,
+and the train and test splits draw differently. Nothing depends on dict or set iteration beyond
+insertion order, on directory listings or on the locale; floats reach the JSON through Python's
+exact repr and fixed-precision formats, and clips are quantised to little-endian 16-bit PCM by
+round-half-even. `suite_digest` fingerprints a written suite; tests/test_provenance.py pins the
+default config's digest, so a change of the synthesis (or of numpy or scipy output) is caught.
+Ids are `akbsyn-<split>-<nnnn>`, so the splits never share one.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -74,7 +82,7 @@ import numpy as np
 from scipy.signal import lfilter, resample_poly
 
 from akb.audio import SAMPLE_RATE
-from akb.io import atomic_path, write_json
+from akb.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,8 @@ DOMAINS = ("sound", "music", "speech")
 SPLITS = ("test", "train")
 RELIANCES = ("whole_clip", "any_part", "none")
 SPEECH_ENGINES = ("auto", "espeak-ng", "formant")
+# Always available (numpy only): the default, so the default suite is the same on every machine.
+DEFAULT_SPEECH_ENGINE = "formant"
 DEFAULT_N_TEST = 360
 DEFAULT_N_TRAIN = 600
 KNOWLEDGE_PER_DOMAIN = 6
@@ -749,7 +759,7 @@ def _make_knowledge(domain: str) -> Callable[[np.random.Generator, int], Draft]:
     return make
 
 
-def families(speech_engine: str = "auto") -> list[Family]:
+def families(speech_engine: str = DEFAULT_SPEECH_ENGINE) -> list[Family]:
     """The item families, sound then music then speech (knowledge families last in each domain)."""
     exe = _resolve_engine(speech_engine)
     word = (Family("spoken_word", "speech", "Word recognition", "any_part", 4, _make_spoken_word(exe))
@@ -777,7 +787,7 @@ def _even(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
-def family_counts(n: int, split: str, speech_engine: str = "auto",
+def family_counts(n: int, split: str, speech_engine: str = DEFAULT_SPEECH_ENGINE,
                   knowledge_per_domain: int = KNOWLEDGE_PER_DOMAIN) -> dict[str, int]:
     """Items per family: domains as equal as possible, knowledge items (test split only) first,
     the rest shared evenly by the domain's audio families."""
@@ -815,8 +825,9 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
         w.writeframes(pcm.tobytes())
 
 
-def generate_split(out_dir: str | Path, seed: int, split: str, n: int, *, speech_engine: str = "auto",
-                   knowledge_per_domain: int = KNOWLEDGE_PER_DOMAIN) -> Path:
+def generate_split(out_dir: str | Path, seed: int, split: str, n: int, *,
+                   speech_engine: str = DEFAULT_SPEECH_ENGINE, knowledge_per_domain: int = KNOWLEDGE_PER_DOMAIN,
+                   ) -> Path:
     """Write `n` items of `split` (audio first, `<split>.json` last); returns the JSON path."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
@@ -867,13 +878,14 @@ def generate_split(out_dir: str | Path, seed: int, split: str, n: int, *, speech
 
 def generate_suite(
     out_dir: str | Path, seed: int, n_test: int = DEFAULT_N_TEST, n_train: int = DEFAULT_N_TRAIN, *,
-    speech_engine: str = "auto", knowledge_per_domain: int = KNOWLEDGE_PER_DOMAIN,
+    speech_engine: str = DEFAULT_SPEECH_ENGINE, knowledge_per_domain: int = KNOWLEDGE_PER_DOMAIN,
 ) -> dict[str, Path]:
     """Write the test and train splits under `out_dir`; returns {split: JSON path}.
 
-    `speech_engine`: "auto" (espeak-ng when on PATH, else formant synthesis), "espeak-ng" (required)
-    or "formant" (never espeak-ng: the same suite on every machine). Knowledge items go to the test
-    split only: in training they would put test questions into the distillation data."""
+    `speech_engine`: "formant" (the default: never espeak-ng, the same suite on every machine),
+    "auto" (espeak-ng when on PATH, else formant synthesis) or "espeak-ng" (required); the last two
+    depend on the machine. Knowledge items go to the test split only: in training they would put
+    test questions into the distillation data."""
     sizes = {"test": n_test, "train": n_train}
     return {split: generate_split(out_dir, seed, split, n, speech_engine=speech_engine,
                                   knowledge_per_domain=knowledge_per_domain)
@@ -883,3 +895,26 @@ def generate_suite(
 def load_suite(path: str | Path) -> list[dict]:
     """Records of one written split (`<out_dir>/<split>.json`)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def suite_files(out_dir: str | Path) -> list[Path]:
+    """The files a written suite consists of: each split's JSON and every clip, sorted by path."""
+    out_dir = Path(out_dir)
+    splits = [out_dir / f"{split}.json" for split in SPLITS if (out_dir / f"{split}.json").is_file()]
+    if not splits:
+        raise FileNotFoundError(f"{out_dir}: no {' or '.join(f'{s}.json' for s in SPLITS)}: not a synthetic suite")
+    return sorted([*splits, *(out_dir / "audio").glob("*.wav")], key=lambda p: p.relative_to(out_dir).as_posix())
+
+
+def suite_digest(out_dir: str | Path) -> str:
+    """Hex sha256 fingerprint of a written suite: of the lines `<sha256>  <path>` of `suite_files`,
+    as `sha256sum` prints them, so it can be checked without Python:
+    `cd DIR && sha256sum audio/*.wav *.json | LC_ALL=C sort -k2 | sha256sum` (with no other JSON there)."""
+    out_dir = Path(out_dir)
+    manifest = "".join(f"{sha256_file(p)}  {p.relative_to(out_dir).as_posix()}\n" for p in suite_files(out_dir))
+    return hashlib.sha256(manifest.encode()).hexdigest()
+
+
+def speech_synthesis(records: list[dict]) -> list[str]:
+    """The engines that voiced the speech items (their `metadata.synthesis`), sorted."""
+    return sorted({r["metadata"]["synthesis"] for r in records if r["task"] == "speech" and r["reliance"] != "none"})

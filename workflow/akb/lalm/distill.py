@@ -17,14 +17,14 @@ Seed files:
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from akb.io import PartialJsonl, read_jsonl
+from akb.data.desta_aqa import text_field
+from akb.io import PartialJsonl, digest, iter_jsonl, read_json
 from akb.models.base import LanguageModel
 from akb.data.items import MCQItem
 from akb.probe import length_sorted_batches
@@ -51,32 +51,60 @@ class Seed:
 
 
 def read_seeds(path: str | Path, audio_root: str | Path | None = None, item_questions: bool = True) -> list[Seed]:
-    """Seeds from an MMAU-format JSON array (with metadata.summary) or a seed JSONL (see module doc)."""
+    """Seeds from an MMAU-format JSON array (with metadata.summary) or a seed JSONL (see module doc).
+    Every problem names the file and the item or line: a file without seeds, a missing, empty or
+    non-text field, an id used twice (its requests would share ids, and one answer would silently
+    replace the other), a clip that is not there. Other keys of a row are ignored."""
     path = Path(path)
     root = Path(audio_root) if audio_root else path.parent
     if path.suffix == ".json":
-        from akb.data.audio_bench import load_audio_benchmark
+        return _benchmark_seeds(path, audio_root, item_questions)
+    seeds, line_of = [], {}
+    for line, row in iter_jsonl(path):
+        seed = _seed_row(row, f"{path}, line {line}", root)
+        if seed.clip_id in line_of:
+            raise ValueError(f"{path}, line {line}: id {seed.clip_id!r} already used on line {line_of[seed.clip_id]}")
+        line_of[seed.clip_id] = line
+        seeds.append(seed)
+    if not seeds:
+        raise ValueError(f"{path}: no seeds (the file is empty)")
+    return seeds
 
-        records = {r["id"]: r for r in json.loads(path.read_text(encoding="utf-8"))}
-        items, _ = load_audio_benchmark(path, audio_root=audio_root)
-        seeds = []
-        for item in items:
-            summary = (records[item.id].get("metadata") or {}).get("summary")
-            if not summary:
-                raise ValueError(f"{path}: item {item.id} has no metadata.summary to describe its clip")
-            seeds.append(Seed(item.id, item.audio, summary, item=item if item_questions else None))
-        return seeds
+
+def _seed_row(row: object, where: str, root: Path) -> Seed:
+    """One row of a seed JSONL, checked; errors name `where` (the file and line) and the field."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    clip_id = row.get("id")
+    if isinstance(clip_id, bool) or not isinstance(clip_id, str | int) or not str(clip_id).strip():
+        raise ValueError(f"{where}: field 'id' must be non-empty text, got {clip_id!r}")
+    audio_path, description = (text_field(row, k, where, required=True) for k in ("audio", "seed_description"))
+    prompt, dataset = (text_field(row, k, where, required=False) for k in ("prompt", "dataset"))
+    transcript = row.get("transcript")  # "" is kept: a clip known to hold no speech (akb.data.desta_aqa)
+    if transcript is not None and not isinstance(transcript, str):
+        raise ValueError(f"{where}: field 'transcript' is {type(transcript).__name__}, not text")
+    audio = Path(audio_path) if Path(audio_path).is_absolute() else root / audio_path
+    if not audio.is_file():
+        raise FileNotFoundError(f"{where}: audio file {audio} not found")
+    return Seed(str(clip_id).strip(), str(audio), description, (prompt,) if prompt else (), transcript=transcript,
+                dataset=dataset)
+
+
+def _benchmark_seeds(path: Path, audio_root: str | Path | None, item_questions: bool) -> list[Seed]:
+    """Seeds of an MMAU-format file: its items (checked as any benchmark, see akb.data.audio_bench)
+    described by their metadata.summary."""
+    from akb.data.audio_bench import load_audio_benchmark
+
+    items, _ = load_audio_benchmark(path, audio_root=audio_root)
+    # Every record left is an object with an id: load_audio_benchmark refused the file otherwise.
+    records = {str(r["id"]).strip(): r for r in read_json(path)}
     seeds = []
-    for line, row in enumerate(read_jsonl(path), 1):
-        missing = [k for k in ("id", "audio", "seed_description") if not row.get(k)]
-        if missing:
-            raise ValueError(f"{path}:{line}: missing field(s) {missing}")
-        audio = Path(row["audio"]) if Path(row["audio"]).is_absolute() else root / row["audio"]
-        if not audio.is_file():
-            raise FileNotFoundError(f"{path}:{line}: audio file {audio} not found")
-        prompts = (row["prompt"],) if row.get("prompt") else ()
-        seeds.append(Seed(str(row["id"]), str(audio), row["seed_description"], prompts,
-                          transcript=row.get("transcript"), dataset=row.get("dataset") or None))
+    for item in items:
+        metadata = records[item.id].get("metadata")
+        summary = metadata.get("summary") if isinstance(metadata, dict) else None
+        if not isinstance(summary, str) or not summary.strip():
+            raise ValueError(f"{path}: item {item.id} has no metadata.summary (text) to describe its clip")
+        seeds.append(Seed(item.id, item.audio, summary, item=item if item_questions else None))
     return seeds
 
 
@@ -124,7 +152,10 @@ def distill(model: LanguageModel, requests: list[dict], out_path: str | Path, ba
             max_new_tokens: int = 96) -> None:
     """Answer every request with the backbone, greedily, batched by length; resumable. Requests with
     `choices` are answered by the option of highest log-likelihood (its text is the response)."""
-    partial = PartialJsonl(out_path)
+    # The requests carry the prompts, seed descriptions, clips and options: with the model and the
+    # generation setting, all the answers depend on (the batch size only orders the work).
+    partial = PartialJsonl(out_path, {"model": model.spec.fingerprint(), "max_new_tokens": max_new_tokens,
+                                      "requests": digest(requests)})
     texts = request_texts(model, requests)
     lengths = [model.token_length(t) for t in texts]
     done = sum(partial.done(r["id"]) for r in requests)

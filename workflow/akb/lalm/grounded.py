@@ -136,6 +136,9 @@ def load_backbone(spec: ModelSpec, packaged_root: Path):
 def load_whisper(source: str):
     from transformers import WhisperForConditionalGeneration
 
+    from akb.models.hf import check_model_folder
+
+    check_model_folder(source, "audio encoder")
     try:
         return WhisperForConditionalGeneration.from_pretrained(source)
     except (OSError, ValueError) as e:

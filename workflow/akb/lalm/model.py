@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import GenerationConfig
 
+from akb.io import read_json_object
 from akb.lalm.config import LALMConfig
 from akb.lalm.connector import QFormerConnector
 from akb.lalm.encoder import load_whisper_encoder, tapped_states
@@ -147,7 +148,7 @@ class LALM(nn.Module):
             mine, theirs = self.config.to_dict(), saved.to_dict()
             diff = {k: (theirs[k], mine[k]) for k in mine if k != "extra" and mine[k] != theirs[k]}
             raise CheckpointError(f"{directory}: saved config differs from the model's (saved, model): {diff}")
-        self.load_trainable_state(load_file(directory / WEIGHTS_FILE), source=str(directory))
+        self.load_trainable_state(_read_weights(directory / WEIGHTS_FILE), source=str(directory))
 
     def load_trainable_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
         """Copy trainable weights in, strictly: any missing or unexpected key is an error naming it."""
@@ -173,7 +174,30 @@ class LALM(nn.Module):
 
 
 def read_config(directory: str | Path) -> LALMConfig:
-    return LALMConfig.from_dict(json.loads((Path(directory) / CONFIG_FILE).read_text()))
+    """The recipe a checkpoint was trained with; a missing or unreadable one is a CheckpointError
+    naming the folder or file (not a JSON traceback)."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"{directory}: checkpoint folder does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not an audio LLM checkpoint ({CONFIG_FILE} missing)")
+    try:
+        data = read_json_object(path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        return LALMConfig.from_dict(data)
+    except (TypeError, ValueError) as e:  # unknown keys, or values of the wrong kind
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:  # a cut-off copy, or no weights file beside the config
+        raise CheckpointError(f"{path}: damaged, truncated or missing weights file ({e})") from None
 
 
 def _with_lora(llm, config: LALMConfig):

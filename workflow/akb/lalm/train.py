@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -39,8 +40,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from akb.audio import load_audio
-from akb.io import atomic_path, read_jsonl
-from akb.lalm.model import LALM
+from akb.io import as_stored, atomic_path, digest, read_jsonl, set_aside_if_stale
+from akb.lalm.model import LALM, CheckpointError
 from akb.lalm.parallel import Ranks
 from akb.lalm.processor import LALMItem
 
@@ -118,6 +119,17 @@ def _save_state(path: Path, model: LALM, optimizer, scheduler, step: int, losses
         torch.save(state, tmp)
 
 
+def read_state(path: Path) -> dict:
+    """A training state written by `_save_state`, read without running any code it may hold: only
+    tensors and plain data are accepted (torch's weights_only), so a planted file cannot execute."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: refused: the training state holds more than tensors and plain data "
+                              f"({reason}); delete {path.parent} to start over if you did not write it") from e
+
+
 def _rank_rngs(ranks: Ranks, device: torch.device) -> list[dict]:
     """Every rank's RNG states (a collective: all ranks call it), so each one's dropout continues
     after a restart as it would have. Only the rank's own GPU: touching the others would open a
@@ -168,6 +180,7 @@ def train(
     out_dir: str | Path,
     state_dir: str | Path,
     info: dict | None = None,
+    inputs: dict | None = None,
 ) -> dict:
     """Train `model`'s connector (and LoRA) on distillation rows ({clip_id, audio, prompt, response});
     resume from `state_dir` if it holds a checkpoint; write the final checkpoint to `out_dir`
@@ -185,8 +198,18 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.warmup_steps, steps))
     start, losses = 0, []
     state_path = state_dir / STATE_FILE
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+    fingerprint = run_fingerprint(rows, transcripts, settings, inputs)
+    try:
+        state = read_state(state_path)
+    except FileNotFoundError:  # none yet, or another run's that rank 0 has just set aside
+        state = None
+    # A state of another run (other rows, settings or model) is set aside, not continued: only rank 0
+    # moves the file, every rank starts afresh alike.
+    if state is not None and state.get("fingerprint") != fingerprint:
+        if ranks.main:
+            set_aside_if_stale(state_path, state.get("fingerprint"), fingerprint)
+        state = None
+    if state is not None:
         if state.get("world_size", 1) != ranks.world:  # its steps were cut for another global batch
             raise ValueError(f"{state_path}: saved by a run of {state.get('world_size', 1)} process(es), "
                              f"this one has {ranks.world}: run with as many, or delete {state_dir} to start over")
@@ -256,7 +279,8 @@ def train(
                 extra = None if ranks.world == 1 else {
                     "world_size": ranks.world, "rank_rng": _rank_rngs(ranks, device), "cuda_rng": None}
                 if ranks.main:
-                    _save_state(state_path, model, optimizer, scheduler, step + 1, losses, extra)
+                    _save_state(state_path, model, optimizer, scheduler, step + 1, losses,
+                                {"fingerprint": fingerprint, **(extra or {})})
     seconds = time.monotonic() - began
     model.eval()
 
@@ -277,6 +301,15 @@ def train(
         _publish(model, losses, summary, out_dir)
         state_path.unlink(missing_ok=True)
     return summary
+
+
+def run_fingerprint(rows: list[dict], transcripts: dict[str, str] | None, settings: TrainSettings,
+                    inputs: dict | None) -> dict:
+    """What the trained weights depend on, kept in the training state so that a restart continues
+    only the same run: the rows, transcripts and settings (not how often checkpoints are written),
+    and `inputs` (the backbone and the recipe, from the caller)."""
+    kept = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "checkpoint_every"}
+    return as_stored({"rows": digest(rows), "transcripts": digest(transcripts), "settings": kept, **(inputs or {})})
 
 
 def _fitting(model: LALM, rows: list[dict], transcripts: dict[str, str] | None) -> list[dict]:

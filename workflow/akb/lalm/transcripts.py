@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from akb.audio import AudioError, audio_duration, load_audio
 from akb.diagnostics import BACKBONE, FULL, MIN_FRAGMENT_SAMPLES, NONE, condition_audio
-from akb.io import PartialJsonl, read_jsonl
+from akb.io import PartialJsonl, digest, read_jsonl
 from akb.probe import length_sorted_batches
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _duration(path: str) -> float:
 def write_transcripts(asr, audio_of: dict[str, str], out_path: str | Path, batch_size: int = 16,
                       condition: str = FULL, min_samples: int = MIN_FRAGMENT_SAMPLES,
                       given: dict[str, str] | None = None,
-                      has_speech: Callable[[np.ndarray], bool] | None = None) -> None:
+                      has_speech: Callable[[np.ndarray], bool] | None = None, asr_name: str | None = None) -> None:
     """Transcribe the clip of every id in `audio_of` (id -> audio file) under `condition` with `asr`
     (a WhisperCaptioner) into `out_path`, resuming from its partial file. Ids sharing a file are
     transcribed once; batches are sorted by length, longest first.
@@ -56,13 +56,15 @@ def write_transcripts(asr, audio_of: dict[str, str], out_path: str | Path, batch
     given: id -> transcript already known (a seed row's own text, DeSTA2.5's first choice): written
     as is, without loading the clip; only for the whole clip (condition `full`).
     has_speech: a voice-activity test (see akb.lalm.vad); a clip it finds no speech in gets "" and
-    never reaches Whisper, as DeSTA2.5 runs Whisper only where its VAD finds speech."""
+    never reaches Whisper, as DeSTA2.5 runs Whisper only where its VAD finds speech.
+    asr_name: the Whisper checkpoint, for the partial file's fingerprint (akb.io.PartialJsonl)."""
     if condition in (NONE, BACKBONE):
         raise ValueError(f"condition {condition!r} has no audio: there is nothing to transcribe")
     given = {k: v for k, v in (given or {}).items() if k in audio_of}
     if given and condition != FULL:
         raise ValueError(f"given transcripts are of whole clips; condition {condition!r} hears part of one")
-    partial = PartialJsonl(out_path)
+    partial = PartialJsonl(out_path, {"asr": asr_name, "condition": condition, "min_samples": min_samples,
+                                      "vad": has_speech is not None, "audio": digest(audio_of), "given": digest(given)})
     partial.append({"id": k, "transcript": text, "source": "seeds"} for k, text in given.items()
                    if not partial.done(k))
     if given:

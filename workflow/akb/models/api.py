@@ -264,8 +264,14 @@ class ChatClient:
                                 request.body.get(s.max_tokens_param, 0))
                 self._write_cache(request, reply, content)
                 return content
-            if abort.wait(delay):
+            if self._pause(abort, delay):
                 raise _Aborted(label)
+
+    @staticmethod
+    def _pause(abort: threading.Event, delay: float) -> bool:
+        """Wait `delay` seconds before a retry; True when the run was stopped meanwhile. One place,
+        so the tests can read the retry schedule without sleeping through it."""
+        return abort.wait(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings

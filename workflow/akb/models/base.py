@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -9,6 +10,12 @@ from typing import Any
 
 BACKENDS = ("hf", "tiny", "packaged", "api")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def looks_like_path(source: str) -> bool:
+    """A model `source` meant as a folder: hub ids are `name` or `org/name`; anything else is a path."""
+    return (source.startswith(("/", ".", "~", "resources/")) or source.count("/") > 1
+            or (os.sep != "/" and os.sep in source))
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,16 @@ class ModelSpec:
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields a model's answers depend on, for the fingerprint of a resumable job
+        (akb.io.PartialJsonl): not its labels, nor where it runs (device, memory, job resources),
+        so moving a job to another GPU keeps its finished rows."""
+        placement = {"display_name", "group", "family", "device", "device_map", "max_memory", "offload_folder"}
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in placement | {"chat", "extra"}}
+        # Nor its batch size: a job rerun with a smaller one after running out of memory keeps its rows.
+        extra = {k: v for k, v in self.extra.items() if k not in ("resources", "batch_size")}
+        return {**fields, "chat": vars(self.chat), "extra": extra}
 
     @property
     def gpus(self) -> int:

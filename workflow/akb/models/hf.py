@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from akb.models.base import Continuation, LanguageModel, ModelSpec
+from akb.io import read_json_object
+from akb.models.base import Continuation, LanguageModel, ModelSpec, looks_like_path
+
+try:
+    from huggingface_hub.errors import StrictDataclassError
+except ImportError:  # older huggingface_hub: configs are not validated dataclasses there
+    StrictDataclassError = ValueError
 
 log = logging.getLogger(__name__)
+# What transformers raises for a checkpoint it cannot load: unknown id, gated repo, offline, missing
+# dir, malformed id, a config whose fields contradict each other (num_hidden_layers vs layer_types).
+LOAD_ERRORS = (OSError, ValueError, StrictDataclassError)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -43,10 +53,59 @@ def gpu_indices(max_memory: dict | None) -> dict | None:
     return {int(k) if str(k).isdigit() else k: v for k, v in max_memory.items()}
 
 
+def check_model_folder(source: str, owner: str) -> None:
+    """A local model folder's damage as one error naming the folder or file, before transformers
+    reads it: its own errors here mislead ("Repo id must be in the form..." for a missing folder,
+    "Should have a `model_type` key" for a missing config.json) or escape as tracebacks (a
+    truncated .safetensors file, a config.json that is a list). A hub id passes untouched.
+    `owner` says whose folder it is in the message ("model qwen3-8b")."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        if looks_like_path(source):
+            raise FileNotFoundError(f"{owner}: model folder {source} does not exist")
+        return
+    if not path.is_dir():
+        raise FileNotFoundError(f"{owner}: {source} is not a folder (a model folder holds config.json and weights)")
+    config = path / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{owner}: {config} not found: {source} is not a transformers model folder")
+    try:
+        content = read_json_object(config)
+    except ValueError as e:
+        raise ValueError(f"{owner}: {e}") from None
+    _check_model_type(content, config, owner)
+    _check_safetensors(path, owner)
+
+
+def _check_model_type(content: dict, config: Path, owner: str) -> None:
+    """A model_type this transformers does not know, said in one line (transformers' own message
+    runs to a paragraph). A config with `auto_map` brings its own code (trust_remote_code)."""
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    model_type = content.get("model_type")
+    if model_type is not None and model_type not in CONFIG_MAPPING and "auto_map" not in content:
+        raise ValueError(f"{owner}: {config}: model_type {model_type!r} is unknown to transformers "
+                         f"{transformers.__version__} (a newer release may know it)")
+
+
+def _check_safetensors(folder: Path, owner: str) -> None:
+    """Each .safetensors file's header read (milliseconds: the tensors are not): a cut-off download
+    or a file that is not safetensors at all is named before loading starts."""
+    from safetensors import SafetensorError, safe_open
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(weights, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{owner}: {weights}: damaged or truncated weights file ({e})") from None
+
+
 def load_tokenizer(spec: ModelSpec, source: str):
     try:
         return AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-    except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
+    except LOAD_ERRORS as e:
         raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
 
 
@@ -111,11 +170,15 @@ class HFCausalLM(ChatPrompts, LanguageModel):
         where = f"device_map={device_map}" if placement else device
         log.info("loading %s from %s (%s on %s)", spec.name, source, dtype, where)
         tokenizer = load_tokenizer(spec, source)
+        # `path`: a directory this workflow converted (packaged), so safetensors only; True would
+        # refuse a user's .bin-only checkpoint, which transformers reads with torch's weights_only anyway.
+        own = {"use_safetensors": True} if path else {}
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **placement
+                source, dtype=dtype, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **placement,
+                **own,
             )
-        except (OSError, ValueError) as e:  # unknown id, gated repo, offline, missing dir, malformed id
+        except LOAD_ERRORS as e:
             raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
         if placement:
             log.info("%s placed by accelerate: %s", spec.name, getattr(model, "hf_device_map", None))

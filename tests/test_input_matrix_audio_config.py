@@ -276,6 +276,10 @@ MODEL_FOLDERS = {
     "unknown-model-type": (lambda f: edit_config(f, model_type="qwen9"), "config.json",
                            "model_type 'qwen9' is unknown"),
     "contradictory-config": (lambda f: edit_config(f, num_hidden_layers=3), "", "num_hidden_layers"),
+    "no-tokenizer": (lambda f: [p.unlink() for p in f.glob("*") if p.name.startswith(("tokenizer", "special", "vocab",
+                                                                                      "merges", "chat_template"))],
+                     "", "holds no tokenizer"),
+    "weights-of-another-shape": (lambda f: edit_config(f, intermediate_size=96), "", "do not fit its config.json"),
 }
 
 

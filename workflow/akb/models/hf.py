@@ -102,7 +102,14 @@ def _check_safetensors(folder: Path, owner: str) -> None:
             raise ValueError(f"{owner}: {weights}: damaged or truncated weights file ({e})") from None
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
 def load_tokenizer(spec: ModelSpec, source: str):
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer and the first prompt would fail far away.
+        raise FileNotFoundError(f"model {spec.name}: {source} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
     try:
         return AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except LOAD_ERRORS as e:
@@ -180,6 +187,11 @@ class HFCausalLM(ChatPrompts, LanguageModel):
             )
         except LOAD_ERRORS as e:
             raise FileNotFoundError(f"model {spec.name}: cannot load {source!r}: {e}") from e
+        except RuntimeError as e:  # weights whose shapes the config.json contradicts; others (OOM) propagate
+            if not any(sign in str(e) for sign in ("size mismatch", "ignore_mismatched_sizes")):
+                raise
+            raise ValueError(f"model {spec.name}: {source}: the weights do not fit its config.json "
+                             "(tensor shapes differ; transformers' loading report above lists them)") from None
         if placement:
             log.info("%s placed by accelerate: %s", spec.name, getattr(model, "hf_device_map", None))
         return cls(spec, model, tokenizer, device)

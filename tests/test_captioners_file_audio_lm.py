@@ -247,33 +247,13 @@ def test_qwen2_5_omni_thinker(tmp_path, monkeypatch):
     from transformers import (
         Qwen2_5OmniConfig,
         Qwen2_5OmniForConditionalGeneration,
-        Qwen2_5OmniThinkerConfig,
         Qwen2_5OmniThinkerForConditionalGeneration,
     )
 
-    _, processor = tiny_qwen2_audio()
-    tokenizer = processor.tokenizer
-    vision_tokens = ["<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>"]
-    tokenizer.add_special_tokens({"additional_special_tokens": vision_tokens})
-    ids = {key: tokenizer.convert_tokens_to_ids(token) for key, token in [
-        ("audio_token_index", "<|AUDIO|>"), ("audio_start_token_id", "<|audio_bos|>"),
-        ("audio_end_token_id", "<|audio_eos|>"), ("vision_start_token_id", "<|vision_bos|>"),
-        ("vision_end_token_id", "<|vision_eos|>"), ("image_token_index", "<|IMAGE|>"),
-        ("video_token_index", "<|VIDEO|>"),
-    ]}
-    config = Qwen2_5OmniThinkerConfig(
-        audio_config={"d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 128,
-                      "num_mel_bins": 128, "output_dim": 64, "n_window": 50},
-        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                       "out_hidden_size": 64, "fullatt_block_indexes": [0]},
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-                     "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id},
-        **ids,
-    )
-    torch.manual_seed(0)
-    thinker = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
+    from akb.audio_llms.tiny import tiny_qwen2_5_omni_thinker
+
+    thinker, processor = tiny_qwen2_5_omni_thinker()
+    config = thinker.config
     captioner = AudioLMCaptioner(thinker, processor, max_new_tokens=5)
     captions = captioner.caption(CLIPS)
     assert len(captions) == len(CLIPS) and all(isinstance(c, str) for c in captions)

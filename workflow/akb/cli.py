@@ -134,6 +134,13 @@ def cmd_paper_figures(args) -> int:
     return 0
 
 
+def cmd_glitters_comparison(args) -> int:
+    from akb.glitters import comparison_from_file
+
+    comparison_from_file(args.metrics, args.out_stem)
+    return 0
+
+
 def cmd_collect_metrics(args) -> int:
     import pandas as pd
 
@@ -189,10 +196,13 @@ def cmd_import_hf_benchmark(args) -> int:
 def cmd_validate_audio_benchmark(args) -> int:
     from akb.io import write_json
 
+    from akb.data.audio_bench import LEFT_OUT
+
     items, problems = _audio_items(args, args.check_audio)
     domains = sorted({it.domain for it in items})
+    left_out = sum(p.severity == LEFT_OUT for p in problems)  # MMAU-Pro's items that are not multiple choice
     write_json(args.out, {"benchmark": args.benchmark, "items": len(items), "domains": domains,
-                          "problems": [vars(p) for p in problems]})
+                          "left_out": left_out, "problems": [vars(p) for p in problems]})
     return 0
 
 
@@ -227,10 +237,26 @@ def cmd_score_audio(args) -> int:
 
     items, _ = _audio_items(args)
     rows = read_jsonl(args.predictions)
-    scores = score_audio_predictions(items, rows, n_resamples=args.resamples, seed=args.seed)
+    if args.judged:  # the judge's letters where the rules read none (akb.judge)
+        from akb.judge import score_judged
+
+        scores = score_judged(items, rows, read_jsonl(args.judged), where=args.judged, n_resamples=args.resamples,
+                              seed=args.seed)
+    else:
+        scores = score_audio_predictions(items, rows, n_resamples=args.resamples, seed=args.seed)
     write_json(args.out, {"model": args.model_name, "captioner": args.captioner_name,
                           "benchmark": args.benchmark_name, **scores})
     write_json(args.official_out, official_predictions(items, rows))
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from akb.io import read_jsonl
+    from akb.judge import Judge, judge_predictions, load_judge_prompt
+
+    items, _ = _audio_items(args, check_audio="none")  # the judge reads text only
+    judge = Judge(args.judge, load_judge_prompt(args.prompt_version), args.retries)
+    judge_predictions(items, read_jsonl(args.predictions), judge, args.out, batch_size=args.batch_size)
     return 0
 
 
@@ -345,8 +371,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from akb.audio import load_clip
-    from akb.diagnostics import BACKBONE, condition_audio
+    from akb.diagnostics import BACKBONE, condition_clips
     from akb.io import digest, sha256_tree
     from akb.lalm.grounded import Clip, GroundedLM, build_lalm
     from akb.models import ModelSpec, load_model
@@ -362,13 +387,7 @@ def cmd_evaluate(args) -> int:
         model = load_model(spec, Path(args.packaged_root), generation_only=args.mode == "generate")
     else:
         settings = args.grounded
-        audio_of = {}
-        for item in items:
-            audio = load_clip(item.audio, [item.id])  # an unusable clip stops the job, named
-            try:
-                audio_of[item.id] = condition_audio(audio, args.condition, min_samples=args.min_fragment_samples)
-            except ValueError as e:  # a clip too short to cut: recorded per item, never padded
-                errors[item.id] = str(e)
+        audio_of, errors = condition_clips(items, args.condition, min_fragment_samples=args.min_fragment_samples)
         texts = _transcripts(args, settings, (i for i, audio in audio_of.items() if audio is not None)) or {}
         lalm = build_lalm(spec, settings, Path(args.packaged_root), checkpoint=Path(args.checkpoint))
         model = GroundedLM(spec, lalm, {i: Clip(audio, texts.get(i)) for i, audio in audio_of.items()})
@@ -379,6 +398,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_evaluate_audio_llm(args) -> int:
+    """A published audio LLM (an `audio_llms` entry) answers each audio question under one condition."""
+    from akb.audio_llms.evaluate import evaluate_audio_llm
+
+    _set_threads(args.threads)
+    items, _ = _audio_items(args)
+    evaluate_audio_llm(items, args.audio_llm, args.condition, args.out, prompt_style=args.prompt_style,
+                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                       text_backbone=args.text_backbone, packaged_root=args.packaged_root,
+                       min_fragment_samples=args.min_fragment_samples)
+    return 0
+
+
 def cmd_diagnose(args) -> int:
     """Grade every condition's predictions by the official rule, then the diagnostics tables and figures."""
     from akb.data.audio_bench import grade_predictions, load_audio_benchmark
@@ -386,6 +418,7 @@ def cmd_diagnose(args) -> int:
     from akb.diagnostics_figures import write_diagnostics_figures
     from akb.figures import write_table
     from akb.io import read_jsonl
+    from akb.judge import grade_judged
 
     records, ids, reliance = [], {}, {}
     for name, bench in args.benchmarks.items():
@@ -398,9 +431,12 @@ def cmd_diagnose(args) -> int:
         for run in (r for r in args.runs if r["benchmark"] == name):
             rows = read_jsonl(run["path"])
             errors = {row["id"]: row.get("error") for row in rows}
+            # Judged runs (audio LLMs with diagnostics.judge) take the judge's letters where the rules read none.
+            graded = (grade_judged(items, rows, read_jsonl(run["judged"]), run["judged"]) if run.get("judged")
+                      else grade_predictions(items, rows))
             records += [{"model": args.labels[run["model"]]["label"], "benchmark": bench["label"], "id": g["id"],
                          "condition": run["condition"], "domain": g["domain"], "correct": g["correct"],
-                         "error": errors.get(g["id"])} for g in grade_predictions(items, rows)]  # fmt: skip
+                         "error": errors.get(g["id"])} for g in graded]  # fmt: skip
     tables = write_diagnostics_tables(records, args.tables_dir, ids=ids, n_resamples=args.resamples, seed=args.seed)
     agreement = reliance_agreement(tables["items"][tables["items"]["id"].isin(reliance)], reliance)
     write_table(agreement, Path(args.tables_dir) / "diagnostics_reliance", float_format="%.4g", formats=("csv", "md"))
@@ -509,10 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples over models")
         p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("paper-figures", help="the paper's Figures 2-3 and Tables 1-3 from its published numbers")
+    p = sub.add_parser("paper-figures", help="the papers' figures and tables from their published numbers (AKB; All That Glitters under glitters/)")
     p.add_argument("--out-dir", default="results/paper")
     bootstrap_args(p)
     p.set_defaults(func=cmd_paper_figures)
+
+    p = sub.add_parser("glitters-comparison", help="a diagnostics run beside All That Glitters' Table 1")
+    p.add_argument("--metrics", default="results/tables/diagnostics_metrics.csv", help="written by `akb diagnose`")
+    p.add_argument("--out-stem", default="results/tables/glitters_comparison",
+                   help="writes STEM.csv, .md, .tex and the dot plot STEM.png, .pdf")
+    p.set_defaults(func=cmd_glitters_comparison)
 
     p = sub.add_parser("collect-metrics", help="one metrics table (models x metrics) from measured scores")
     p.add_argument("--probe-scores", nargs="+", required=True)
@@ -554,11 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def prompt_style_arg(p):
         p.add_argument("--prompt-style", choices=sorted(PROMPT_STYLES), default="lettered",
-                       help="how generated questions are written: lettered options, or DeSTA2.5's quoted ones")
+                       help="how generated questions are written: lettered options, DeSTA2.5's quoted ones, or "
+                            "All That Glitters' 'A: text' options answered with the option text")
 
     def audio_benchmark_args(p):
-        p.add_argument("--benchmark", required=True, help="MMAU or MMAR file (JSON array or JSONL)")
-        p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+        p.add_argument("--benchmark", required=True,
+                       help="MMAU, MMAR or MMAU-Pro file (JSON array, JSONL or parquet, e.g. MMAU-Pro's test.parquet)")
+        p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar", "mmau-pro"])
         p.add_argument("--audio-root", default=None, help="default: the benchmark file's directory")
         p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
         p.add_argument("--allow-outside-root", action="store_true",
@@ -633,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "under a condition, shared by every backbone; resumable")
     p.add_argument("--seeds", default=None, help="the training clips: the seeds `akb distill` reads")
     p.add_argument("--benchmark", default=None, help="or an audio benchmark's clips (MMAU or MMAR file)")
-    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar", "mmau-pro"])
     p.add_argument("--audio-root", default=None, help="default: the seeds' or benchmark file's directory")
     p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
     p.add_argument("--allow-outside-root", action="store_true",
@@ -679,6 +723,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("evaluate-audio-llm", help="a published audio LLM answers each audio question (one "
+                                                  "condition); resumable")
+    audio_benchmark_args(p)
+    p.add_argument("--audio-llm", type=_json_arg, required=True, help="the `audio_llms` config entry as JSON")
+    p.add_argument("--condition", required=True, help="full, none, backbone or fragment-N-k")
+    p.add_argument("--text-backbone", type=_json_arg, default=None,
+                   help="the text backbone's `models` entry as JSON (for --condition backbone)")
+    p.add_argument("--min-fragment-samples", type=int, default=1600)
+    prompt_style_arg(p)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--packaged-root", default="resources/models")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_audio_llm)
+
     p = sub.add_parser("diagnose", help="text-prior and audio-reliance tables and figures from condition runs")
     p.add_argument("--runs", type=_json_arg, required=True, help="JSON list of {model, benchmark, condition, path}")
     p.add_argument("--benchmarks", type=_json_arg, required=True,
@@ -709,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--bank", help="prepared bank (JSONL) the probe shards answered")
     source.add_argument("--benchmark", help="audio benchmark the cascade shards answered")
-    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar"])
+    p.add_argument("--kind", default="auto", choices=["auto", "mmau", "mmar", "mmau-pro"])
     p.add_argument("--audio-root", default=None)
     p.add_argument("--on-bad-item", default="error", choices=["error", "skip"])
     p.add_argument("--allow-outside-root", action="store_true",
@@ -727,7 +787,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--official-out", required=True, help="predictions in the benchmark's official format")
+    p.add_argument("--judged", default=None, help="`akb judge` rows: score by their letters (the rules', else the "
+                   "judge's), and report the agreement with the official string match")
     p.set_defaults(func=cmd_score_audio)
+
+    p = sub.add_parser("judge", help="an LLM judge reads the answers the rules cannot (All That Glitters' scoring); "
+                       "cached and resumable")
+    audio_benchmark_args(p)
+    p.add_argument("--predictions", required=True, help="rows with id and raw_output (akb evaluate's form)")
+    p.add_argument("--judge", type=_json_arg, required=True, help="JSON models[] entry with backend api")
+    p.add_argument("--prompt-version", default="v1", help="a prompt in workflow/data/judge/prompts/")
+    p.add_argument("--retries", type=int, default=2, help="asks again after a reply not 'Selected: <letter|NONE>'")
+    p.add_argument("--batch-size", type=int, default=64, help="requests per step of the resumable output")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_judge)
 
     p = sub.add_parser("cascade-table", help="Table-2-style cascade table (CSV, Markdown, LaTeX)")
     p.add_argument("--scores", nargs="+", required=True)

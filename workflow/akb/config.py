@@ -115,7 +115,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         raise ConfigError(
             "invalid configuration:\n" + "\n".join(f"  {_key_path(e.path)}: {_schema_message(e)}" for e in errors)
         )
-    for block in ("models", "captioners", "audio_benchmarks"):  # names key result paths: one each
+    for block in ("models", "captioners", "audio_benchmarks", "audio_llms"):  # names key result paths: one each
         listed = [entry["name"] for entry in config[block]]
         duplicated = sorted({n for n in listed if listed.count(n) > 1})
         if duplicated:
@@ -132,6 +132,10 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         if unknown:
             raise ConfigError(f"invalid configuration:\n  config.captioners[{i}].models ({captioner['name']}): "
                               f"unknown model(s) {unknown}; declared: {names}")
+    for i, entry in enumerate(config["audio_llms"]):  # the backbone condition runs this models[] entry
+        if entry["text_backbone"] not in names:
+            raise ConfigError(f"invalid configuration:\n  config.audio_llms[{i}].text_backbone ({entry['name']}): "
+                              f"unknown model {entry['text_backbone']!r}; declared: {names}")
     main = config["cascade"]["main_captioner"]
     captioners = [c["name"] for c in config["captioners"]]
     if main is not None and main not in captioners:

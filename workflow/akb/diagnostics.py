@@ -127,6 +127,26 @@ def condition_audio(audio: np.ndarray, condition: str, *, min_samples: int = MIN
     return fragment(audio, *parsed, min_samples=min_samples)
 
 
+def condition_clips(items, condition: str, sample_rate: int = SAMPLE_RATE,
+                    min_fragment_samples: int = MIN_FRAGMENT_SAMPLES) -> tuple[dict, dict[str, str]]:
+    """(item id -> the audio `condition` gives the item, None for no audio; item id -> error) for
+    MCQItems: a clip too short to cut is recorded for its item, never padded, while an unusable clip
+    stops the run with its item named. Every evaluation (this project's audio LLMs and published
+    ones) hears its items through this."""
+    from akb.data.audio_bench import item_audio  # audio benchmarks import nothing of the diagnostics
+
+    clips, errors = {}, {}
+    for item in items:
+        # item_audio: every clip of a multi-audio item (MMAU-Pro), in order, with a short gap.
+        audio = None if condition in (NONE, BACKBONE) else item_audio(item, sample_rate)
+        try:
+            clips[item.id] = None if audio is None else condition_audio(audio, condition,
+                                                                        min_samples=min_fragment_samples)
+        except ValueError as e:  # FragmentError
+            errors[item.id] = str(e)
+    return clips, errors
+
+
 # --------------------------------------------------------------------------------------------
 # Records -> validated per-item outcomes
 

@@ -1,10 +1,12 @@
 """How a multiple-choice item is put to a language model.
 
-Two conventions for generated answers (`PROMPT_STYLES`): `lettered`, the project's default (options
+Three conventions for generated answers (`PROMPT_STYLES`): `lettered`, the project's default (options
 as "(A) text" lines, answer with a letter: one token to read, the same form for every benchmark and
-bank), and `desta`, the prompt DeSTA2.5-Audio's authors use for MMAU and MMAR (options quoted in one
-sentence, a system prompt asking for 'The correct answer is: "..."'), to compare with their numbers.
-Log-likelihood scoring has one context for both (`loglik_context`)."""
+bank), `desta`, the prompt DeSTA2.5-Audio's authors use for MMAU and MMAR (options quoted in one
+sentence, a system prompt asking for 'The correct answer is: "..."'), to compare with their numbers,
+and `glitters`, the prompt of "All That Glitters Is Not Audio" ("A: text" option lines, answer with
+the option's text; no system prompt).
+Log-likelihood scoring has one context for all of them (`loglik_context`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass, replace
 from akb.data.items import MCQItem
 
 GENERATE_INSTRUCTION = "Answer with the letter of the correct option."
+GLITTERS_INSTRUCTION = "Answer with the full option text (you may include the letter)."
+GLITTERS_MMAU_PRO_INSTRUCTION = "Answer with the correct option text (you may include the letter)."
 DESTA_SYSTEM_PROMPT = 'Focus on the audio clip and instruction. Put your answer in the format "The correct answer is: "___" ".'
 
 
@@ -44,6 +48,17 @@ def desta_question(item: MCQItem) -> str:
     return f"{item.question}\nChoose from the following options: {options}"
 
 
+def glitters_question(item: MCQItem) -> str:
+    """The question, 'Options:', one 'A: text' line per option in the published order, then the
+    paper's instruction (its MMAU-Pro wording for MMAU-Pro items)."""
+    from akb.data.audio_bench import detect_kind  # lazy: the audio stack is not needed to import prompts
+
+    options = "\n".join(f"{letter}: {choice}" for letter, choice in zip(item.letters, item.choices))
+    mmau_pro = detect_kind(item.extra) == "mmau-pro"
+    instruction = GLITTERS_MMAU_PRO_INSTRUCTION if mmau_pro else GLITTERS_INSTRUCTION
+    return f"{item.question}\n\nOptions:\n{options}\n\n{instruction}"
+
+
 @dataclass(frozen=True)
 class PromptStyle:
     """How a question is written for generation, and the system prompt that goes with it."""
@@ -55,6 +70,7 @@ class PromptStyle:
 PROMPT_STYLES = {
     "lettered": PromptStyle(lettered_question),
     "desta": PromptStyle(desta_question, DESTA_SYSTEM_PROMPT),
+    "glitters": PromptStyle(glitters_question),
 }
 
 

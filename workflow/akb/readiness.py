@@ -43,7 +43,8 @@ GB = 10**9
 # Benchmark audio, with room for the archive and its extracted clips side by side while the fetch
 # job unpacks: MMAR's mmar-audio.tar.gz is 2.98 GB on the hub (BoJack/MMAR), MMAU test-mini's
 # 1,000 clips about 1.4 GB (the test_mini split of the lmms-lab/mmau copy of the same clips).
-AUDIO_ALLOWANCE = {"mmau": 3 * GB, "mmar": 6.5 * GB}
+# "mmau-pro" before "mmau": a kind is guessed from the first name found in the source's path.
+AUDIO_ALLOWANCE = {"mmau-pro": 47.5 * GB, "mmau": 3 * GB, "mmar": 6.5 * GB}
 AUDIO_ALLOWANCE_OTHER = 5 * GB
 # Results: predictions, captions, transcripts, API answer caches, tables and figures of a study.
 RESULTS_ALLOWANCE = GB
@@ -166,7 +167,7 @@ def check_benchmark(entry: dict) -> Check:
         return Check("benchmark", name, MISSING, f"{source} not found",
                      "download the benchmark (README, 'Running the real study') or set fetch on the entry",
                      needs_bytes=allowance)
-    from akb.data.audio_bench import load_audio_benchmark
+    from akb.data.audio_bench import item_clips, load_audio_benchmark
 
     try:
         items, _ = load_audio_benchmark(path, entry.get("kind", "auto"), entry.get("audio_root"),
@@ -177,7 +178,7 @@ def check_benchmark(entry: dict) -> Check:
         more = (f" (+{len(rest)} more lines: `akb validate-audio-benchmark --benchmark {source}` lists them)"
                 if rest else "")
         return Check("benchmark", name, MISSING, f"cannot be loaded: {first}{more}", "fix or re-download the file")
-    clips = sorted({it.audio for it in items})
+    clips = sorted({clip for it in items for clip in item_clips(it)})
     missing = [c for c in clips if not os.path.isfile(c)]
     found = f"{len(items)} items, {len(clips) - len(missing)} of {len(clips)} clips present"
     if not missing:

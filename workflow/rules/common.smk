@@ -80,7 +80,8 @@ def audio_benchmark_file(name):
     source = AUDIO_BENCHMARKS[name]["source"]
     if source == "synthetic":
         return f"{SYNTHETIC_DIR}/test.json"
-    return f"{imported_benchmark_dir(name)}/{HF_METADATA_NAME}" if is_hf_source(source) else source
+    imported = is_hf_source(source, AUDIO_BENCHMARKS[name]["kind"])
+    return f"{imported_benchmark_dir(name)}/{HF_METADATA_NAME}" if imported else source
 
 
 def fetched_benchmark_paths(name):
@@ -94,7 +95,7 @@ def audio_benchmark_inputs(wildcards):
     is reported by the job, so the study can be planned without it)."""
     if AUDIO_BENCHMARKS[wildcards.benchmark]["source"] == "synthetic":
         return [SYNTHETIC_DIR]
-    if is_hf_source(AUDIO_BENCHMARKS[wildcards.benchmark]["source"]):
+    if is_hf_source(AUDIO_BENCHMARKS[wildcards.benchmark]["source"], AUDIO_BENCHMARKS[wildcards.benchmark]["kind"]):
         return [imported_benchmark_dir(wildcards.benchmark)]
     if AUDIO_BENCHMARKS[wildcards.benchmark]["fetch"]:  # always: so the fetch job is planned
         return [str(p) for p in fetched_benchmark_paths(wildcards.benchmark)]
@@ -203,6 +204,69 @@ DIAGNOSTIC_CONDITIONS = [c for c in PROTOCOL_CONDITIONS if c != FULL] + config["
 DIAGNOSTICS_TABLES = expand("results/tables/diagnostics_{name}.{ext}",
                             name=["accuracy", "metrics", "benchmarks", "items", "reliance"], ext=["csv", "md"])
 
+# All That Glitters (docs/glitters.md): the published audio LLMs (audio_llms) answer every benchmark
+# under every protocol condition, `backbone` through their text backbone; their answers are judged
+# when diagnostics.judge is set; the same `akb diagnose` tables then cover them.
+AUDIO_LLMS = {a["name"]: a for a in config["audio_llms"]}
+AUDIO_LLM_BENCHMARKS = (config["diagnostics"]["benchmarks"] or list(AUDIO_BENCHMARKS)) if AUDIO_LLMS else []
+AUDIO_LLM_CONDITIONS = [*PROTOCOL_CONDITIONS, *config["diagnostics"]["extra_conditions"]] if AUDIO_LLMS else []
+JUDGE = config["diagnostics"]["judge"]
+GLITTERS_COMPARISON = expand("results/tables/glitters_comparison.{ext}", ext=["csv", "md", "tex", "png", "pdf"])
+# Both kinds of run are written under results/diagnostics/{name}/: one name, one audio LLM.
+_shared_names = sorted(set(AUDIO_LLMS) & {m["name"] for m in config["models"]})
+if _shared_names:
+    raise WorkflowError(f"invalid configuration:\n  config.audio_llms: name(s) {_shared_names} are also models[] "
+                        "names; their results would share results/diagnostics/<name>/: rename one")
+
+
+def audio_llm_run(audio_llm, benchmark, condition, judged=False):
+    """Predictions of one audio LLM under one condition (or the judge's rows for them)."""
+    return f"results/diagnostics/{audio_llm}/{benchmark}/{condition}{'.judged' if judged else ''}.jsonl"
+
+
+def audio_llm_json(wildcards):
+    # Without its partition: where the job runs is no parameter of its answers.
+    return json.dumps(loader_entry(json.loads(json.dumps(AUDIO_LLMS[wildcards.audio_llm]))))
+
+
+def text_backbone_option(wildcards):
+    """`--text-backbone <entry>` for the backbone condition (the question alone to the audio LLM's
+    text LLM, as the models[] entry's diagnose stage sees it); nothing for the others."""
+    if wildcards.condition != BACKBONE:
+        return ""
+    name = AUDIO_LLMS[wildcards.audio_llm]["text_backbone"]
+    return "--text-backbone " + shlex.quote(json.dumps(loader_entry(stage_entry(config, name, "diagnose"))))
+
+
+def audio_llm_max_new_tokens(wildcards):
+    """The benchmark's budget (diagnostics.max_new_tokens), or the entry's own where that is larger
+    (a thinking model's 4,096) or the benchmark has none."""
+    own = AUDIO_LLMS[wildcards.audio_llm]["max_new_tokens"]
+    return max(own, config["diagnostics"]["max_new_tokens"].get(wildcards.benchmark, own))
+
+
+def audio_llm_resource(key):
+    """gpu, mem_mb, runtime, threads or slurm_partition of an audio LLM job: its entry's resources
+    (no GPU for an api one); the backbone condition loads the text backbone alone, so its jobs take
+    that models[] entry's diagnose resources."""
+
+    def resource(wildcards):
+        entry = AUDIO_LLMS[wildcards.audio_llm]
+        if wildcards.condition == BACKBONE:
+            entry = stage_entry(config, entry["text_backbone"], "diagnose")
+            return job_resources(entry["resources"], PARTITIONS, entry["backend"] in CPU_ONLY_MODEL_BACKENDS)[key]
+        return job_resources(entry["resources"], PARTITIONS, entry["backend"] == "api")[key]
+
+    return resource
+
+
+def diagnosed_labels():
+    """Labels of every diagnosed model: the project's audio LLMs (by their backbone) and the
+    published ones (display_name, which the comparison with All That Glitters matches)."""
+    labels = json.loads(model_labels(DIAGNOSED_MODELS))
+    labels |= {a: {"label": e.get("display_name") or a, "family": "", "group": "open"} for a, e in AUDIO_LLMS.items()}
+    return json.dumps(labels)
+
 
 def diagnostics_runs():
     """(model, benchmark, condition, predictions) of every run the diagnostics read; `full` is the
@@ -213,7 +277,17 @@ def diagnostics_runs():
             runs.append({"model": m, "benchmark": b, "condition": FULL, "path": f"results/grounded/{m}/{b}.jsonl"})
             runs += [{"model": m, "benchmark": b, "condition": c, "path": f"results/diagnostics/{m}/{b}/{c}.jsonl"}
                      for c in DIAGNOSTIC_CONDITIONS]
+    for a in AUDIO_LLMS:  # All That Glitters: every condition is a run of its own, `full` included
+        for b in AUDIO_LLM_BENCHMARKS:
+            for c in AUDIO_LLM_CONDITIONS:
+                run = {"model": a, "benchmark": b, "condition": c, "path": audio_llm_run(a, b, c)}
+                runs.append({**run, "judged": audio_llm_run(a, b, c, judged=True)} if JUDGE else run)
     return runs
+
+
+def diagnostics_inputs():
+    """The prediction files `akb diagnose` reads, and the judge's rows where it judges."""
+    return [path for run in diagnostics_runs() for path in (run["path"], run.get("judged")) if path]
 
 
 def diagnostics_benchmarks_json():
@@ -222,12 +296,13 @@ def diagnostics_benchmarks_json():
             "audio_root": AUDIO_BENCHMARKS[b]["audio_root"], "on_bad_item": AUDIO_BENCHMARKS[b]["on_bad_item"],
             "label": audio_benchmark_label(b),
             **({"allow_outside_root": True} if AUDIO_BENCHMARKS[b].get("allow_outside_root") else {})}
-        for b in DIAGNOSED_BENCHMARKS
+        for b in dict.fromkeys(DIAGNOSED_BENCHMARKS + AUDIO_LLM_BENCHMARKS)
     })
 
 
 def diagnostics_outputs():
-    return DIAGNOSTICS_TABLES if DIAGNOSED_MODELS else []
+    tables = DIAGNOSTICS_TABLES if DIAGNOSED_MODELS or AUDIO_LLMS else []
+    return [*tables, *(GLITTERS_COMPARISON if AUDIO_LLMS else [])]
 
 
 def grounded_json(wildcards=None):
@@ -463,7 +538,9 @@ wildcard_constraints:
     model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
     benchmark=_one_of(list(AUDIO_BENCHMARKS)),
     captioner=_one_of(list(CAPTIONERS)),
-    condition=_one_of(DIAGNOSTIC_CONDITIONS if DIAGNOSED_MODELS else ["none"]),
+    condition=_one_of(list(dict.fromkeys((DIAGNOSTIC_CONDITIONS if DIAGNOSED_MODELS else ["none"])
+                                         + AUDIO_LLM_CONDITIONS))),
+    audio_llm=_one_of(list(AUDIO_LLMS)),
 
 
 def bank_source_files(wildcards):

@@ -42,11 +42,90 @@ rule diagnose_condition:
         "--threads {threads} --out {output} > {log} 2>&1"
 
 
+rule evaluate_audio_llm:
+    """All That Glitters: one condition for one published audio LLM and benchmark (resumable); the
+    backbone condition asks its text backbone alone."""
+    input:
+        audio_benchmark_inputs,
+        validation="results/benchmarks/{benchmark}/validation.json",
+        ready=ancient(READINESS),
+    output:
+        "results/diagnostics/{audio_llm}/{benchmark}/{condition}.jsonl",
+    log:
+        "logs/diagnostics/{audio_llm}/{benchmark}/{condition}.log",
+    params:
+        args=audio_benchmark_args,
+        audio_llm=audio_llm_json,
+        backbone=text_backbone_option,
+        max_new_tokens=audio_llm_max_new_tokens,
+        batch_size=lambda w: AUDIO_LLMS[w.audio_llm]["batch_size"],
+        min_samples=config["diagnostics"]["min_fragment_samples"],
+    threads: audio_llm_resource("threads")
+    resources:
+        gpu=audio_llm_resource("gpu"),
+        mem_mb=audio_llm_resource("mem_mb"),
+        runtime=audio_llm_resource("runtime"),
+        slurm_partition=audio_llm_resource("slurm_partition"),
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb evaluate-audio-llm {params.args} --audio-llm {params.audio_llm:q} "
+        "--condition {wildcards.condition} {params.backbone} --min-fragment-samples {params.min_samples} "
+        "--prompt-style glitters --max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} "
+        "--threads {threads} --out {output} > {log} 2>&1"
+
+
+rule judge_audio_llm:
+    """The judge (diagnostics.judge) reads the answers of one audio LLM run that the rules cannot;
+    an API job: no GPU, requests cached, resumable."""
+    input:
+        audio_benchmark_inputs,
+        validation="results/benchmarks/{benchmark}/validation.json",
+        predictions="results/diagnostics/{audio_llm}/{benchmark}/{condition}.jsonl",
+    output:
+        "results/diagnostics/{audio_llm}/{benchmark}/{condition}.judged.jsonl",
+    log:
+        "logs/diagnostics/{audio_llm}/{benchmark}/{condition}.judge.log",
+    params:
+        args=audio_benchmark_args,
+        judge=lambda w: json.dumps(loader_entry(json.loads(json.dumps(JUDGE)))),
+        version=config["diagnostics"]["judge_prompt_version"],
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=240,
+        slurm_partition=CPU_PARTITION,
+    conda:
+        "../../envs/models.yaml"
+    shell:
+        "python -m akb judge {params.args} --predictions {input.predictions} --judge {params.judge:q} "
+        "--prompt-version {params.version} --out {output} > {log} 2>&1"
+
+
+rule glitters_comparison:
+    """A diagnostics run of the published audio LLMs beside All That Glitters' Table 1."""
+    input:
+        "results/tables/diagnostics_metrics.csv",
+    output:
+        csv=report("results/tables/glitters_comparison.csv", caption="../report/glitters_comparison.rst",
+                   category="Diagnostics"),
+        md="results/tables/glitters_comparison.md",
+        tex="results/tables/glitters_comparison.tex",
+        png="results/tables/glitters_comparison.png",
+        pdf="results/tables/glitters_comparison.pdf",
+    log:
+        "logs/diagnostics/glitters_comparison.log",
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m akb glitters-comparison --metrics {input} --out-stem results/tables/glitters_comparison > {log} 2>&1"
+
+
 rule diagnostics_tables:
     """Text prior, retention per N, item decomposition (and, on the synthetic suite, agreement with
     what each item was built to need): tables and figures."""
     input:
-        [run["path"] for run in diagnostics_runs()],
+        diagnostics_inputs(),
     output:
         report("results/tables/diagnostics_metrics.csv", caption="../report/diagnostics.rst", category="Diagnostics"),
         [t for t in DIAGNOSTICS_TABLES if t != "results/tables/diagnostics_metrics.csv"],
@@ -56,7 +135,7 @@ rule diagnostics_tables:
     params:
         runs=json.dumps(diagnostics_runs()),
         benchmarks=diagnostics_benchmarks_json(),
-        labels=model_labels(DIAGNOSED_MODELS),
+        labels=diagnosed_labels(),
         resamples=config["probe"]["bootstrap_resamples"],
         seed=config["seed"],
     conda:
@@ -70,3 +149,4 @@ rule diagnostics_tables:
 # Bookkeeping: prediction files in, tables and figures out; where snakemake runs.
 localrules:
     diagnostics_tables,
+    glitters_comparison,

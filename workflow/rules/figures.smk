@@ -64,7 +64,8 @@ rule study_figures:
 
 
 rule paper_figures:
-    """Figures 2 and 3 and Tables 1-3 of the paper, rebuilt from its published numbers."""
+    """Figures 2 and 3 and Tables 1-3 of the paper, rebuilt from its published numbers; and All That
+    Glitters' Table 1, retention curves and item decomposition from its published numbers."""
     output:
         heatmap=report(
             "results/paper/correlations_heatmap.png",
@@ -83,6 +84,26 @@ rule paper_figures:
             "results/paper/{table}.{ext}",
             table=["metrics", "table1_akb2000", "table2_cascade", "table3_grounded"],
             ext=["csv", "md", "tex"],
+        ),
+        # "All That Glitters Is Not Audio" (akb.glitters): Table 1, retention, item decomposition.
+        glitters_table1=report(
+            "results/paper/glitters/table1.md",
+            caption="../report/glitters_table1.rst",
+            category="Paper (published numbers)",
+        ),
+        glitters_figures=report(
+            expand("results/paper/glitters/{figure}_figure.png", figure=["retention", "decomposition"]),
+            caption="../report/glitters_figures.rst",
+            category="Paper (published numbers)",
+        ),
+        glitters_pdf=expand("results/paper/glitters/{figure}_figure.pdf", figure=["retention", "decomposition"]),
+        glitters_tables=expand(
+            "results/paper/glitters/{table}.{ext}",
+            table=["table1", "text_prior_benchmarks", "retention", "decomposition"],
+            ext=["csv", "tex"],
+        ),
+        glitters_md=expand(
+            "results/paper/glitters/{table}.md", table=["text_prior_benchmarks", "retention", "decomposition"]
         ),
     log:
         "logs/figures/paper_figures.log",

@@ -102,6 +102,27 @@ def encode_wav(audio: np.ndarray, sample_rate: int = WAV_RATE) -> bytes:
     return buffer.getvalue()
 
 
+def audio_request(client: ChatClient, source: str, text: str, audio: np.ndarray | None, max_new_tokens: int,
+                  what: str, sample_rate: int = WAV_RATE) -> ChatRequest:
+    """One user message: `text`, then the clip as a base64 WAV (`input_audio`); no audio part at all
+    when `audio` is None. `what` names the request in errors. The cache key and record hold the WAV's
+    SHA-256 in place of its base64: the same request, minus the audio, so a changed clip is asked again."""
+    def body(audio_data: str | None) -> dict[str, Any]:
+        content = [{"type": "text", "text": text}]
+        if audio_data is not None:
+            content.append({"type": "input_audio", "input_audio": {"data": audio_data, "format": "wav"}})
+        return client.body(source, [{"role": "user", "content": content}], max_new_tokens)
+
+    if audio is None:
+        payload = record = body(None)
+    else:
+        wav = encode_wav(audio, sample_rate)
+        payload = body(base64.b64encode(wav).decode("ascii"))
+        record = body(f"sha256:{hashlib.sha256(wav).hexdigest()} ({len(wav)} bytes of WAV, not stored)")
+    key = client.key(record)
+    return ChatRequest(payload, key, f"{what} (request {key[:12]})", record)
+
+
 class APICaptioner(Captioner):
     sample_rate = WAV_RATE
 
@@ -131,20 +152,8 @@ class APICaptioner(Captioner):
 
     def request(self, audio: np.ndarray, clip: str) -> ChatRequest:
         """The request for one clip; `clip` names it in errors."""
-        wav = encode_wav(audio, self.sample_rate)
-        body = self._body(base64.b64encode(wav).decode("ascii"))
-        # Key and cache record see the WAV's digest in place of its base64: the same request, minus the audio.
-        digest = f"sha256:{hashlib.sha256(wav).hexdigest()} ({len(wav)} bytes of WAV, not stored)"
-        record = self._body(digest)
-        key = self.client.key(record)
-        return ChatRequest(body, key, f"clip {clip} (request {key[:12]})", record)
-
-    def _body(self, audio_data: str) -> dict[str, Any]:
-        content = [
-            {"type": "text", "text": self.prompt.text},
-            {"type": "input_audio", "input_audio": {"data": audio_data, "format": "wav"}},
-        ]
-        return self.client.body(self.source, [{"role": "user", "content": content}], self.max_new_tokens)
+        return audio_request(self.client, self.source, self.prompt.text, audio, self.max_new_tokens, f"clip {clip}",
+                             self.sample_rate)
 
     def caption(self, audios: list[np.ndarray]) -> list[str]:
         return self.caption_named(audios, [f"#{i + 1} of the batch" for i in range(len(audios))])

@@ -1,8 +1,18 @@
-"""Audio benchmarks (MMAU test-mini, MMAR): loading, checks before any model runs, official scoring.
+"""Audio benchmarks (MMAU test-mini, MMAR, MMAU-Pro): loading, checks before any model runs, official scoring.
 
-Both are normalised to `MCQItem`: the answer as text, `domain` = MMAU task / MMAR modality (MMAR's
-mixed modalities stay groups of their own), `audio` = the clip's path, the benchmark's other fields
-in `extra`, and MMAR's answer hints (thinking, cue, rubric) in `hidden`, where no prompt looks.
+All are normalised to `MCQItem`: the answer as text, `domain` = MMAU task / MMAR modality (MMAR's
+mixed modalities stay groups of their own) / MMAU-Pro category, `audio` = the clip's path, the
+benchmark's other fields in `extra`, and MMAR's answer hints (thinking, cue, rubric) in `hidden`,
+where no prompt looks.
+
+MMAU-Pro (gamma-lab-umd/MMAU-Pro, `test.parquet`, 5,305 items; layout of its official
+`evaluate_mmau_pro_comprehensive.py`, github.com/sonalkum/MMAUPro): `audio_path` is a list of clips
+("data/<uuid>.wav"), `category` the group its scorer reports, `sub-cat` the subcategory. Its scorer
+treats category "open" (LLM-judged) and "instruction following" (rule-checked) apart, and scores as
+multiple choice only the other items with more than one choice: only those load here; the rest are
+reported as "left_out" problems (counted, one warning), never silently dropped. A multi-audio item
+keeps all its clips (`MCQItem.clips`), which `item_audio` plays one after the other with
+MULTI_AUDIO_GAP_S of silence between them (models with one audio input hear every clip).
 
 Every bad item is collected before anything stops, so one run names them all. A bad item stops the
 load (on_bad_item="error"), or is dropped and returned with its problem (on_bad_item="skip"; also
@@ -27,7 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from akb.audio import CLIPPED_SHARE, AudioError, audio_duration, is_clipped, is_silent, load_audio
+import numpy as np
+
+from akb.audio import (CLIPPED_SHARE, SAMPLE_RATE, AudioError, audio_duration, is_clipped, is_silent, load_audio,
+                       load_clip)
 from akb.data.bank import BankError, Problem, read_records
 from akb.data.items import LETTERS, MCQItem
 from akb.io import outside_root
@@ -44,12 +57,20 @@ class BenchmarkFormat:
     audio_key: str  # the clip's path, relative to the benchmark file
     domain_key: str  # the top-level group of the official per-domain scores
     prediction_key: str  # where the official scoring script reads a model's answer
+    subcategory_key: str = "sub-category"
+    clip_list: bool = False  # the clip key holds a list of paths (MMAU-Pro)
 
 
 FORMATS = {
     "mmau": BenchmarkFormat(audio_key="audio_id", domain_key="task", prediction_key="model_output"),
     "mmar": BenchmarkFormat(audio_key="audio_path", domain_key="modality", prediction_key="answer_prediction"),
+    "mmau-pro": BenchmarkFormat(audio_key="audio_path", domain_key="category", prediction_key="model_output",
+                                subcategory_key="sub-cat", clip_list=True),
 }
+# MMAU-Pro categories its official scorer does not score as multiple choice.
+MMAU_PRO_NOT_MCQ = {"open": "open-ended", "instruction following": "instruction-following"}
+MULTI_AUDIO_GAP_S = 0.5
+LEFT_OUT = "left_out"  # Problem severity of an item the benchmark has but this project does not score
 HIDDEN_FIELDS = ("thinking", "cue", "rubric")
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
 CHECK_AUDIO = ("header", "decode", "none")  # none: metadata only (akb.readiness counts the clips itself)
@@ -63,8 +84,33 @@ class _BadItem(Exception):
 
 
 def detect_kind(record: dict) -> str | None:
-    """"mmau" or "mmar" from the key naming the clip, which both raw records and `item.extra` hold."""
-    return next((kind for kind, fmt in FORMATS.items() if fmt.audio_key in record), None)
+    """"mmau", "mmar" or "mmau-pro" from the key naming the clip, which both raw records and
+    `item.extra` hold: MMAR and MMAU-Pro share `audio_path`, a path in MMAR, a list in MMAU-Pro."""
+    if isinstance(record.get("audio_path"), list):
+        return "mmau-pro"
+    return next((kind for kind, fmt in FORMATS.items() if not fmt.clip_list and fmt.audio_key in record), None)
+
+
+def _not_mcq(record: Any, fmt: BenchmarkFormat) -> str | None:
+    """The kind of an MMAU-Pro record that is no multiple-choice item ("open-ended",
+    "instruction-following"), split as its official scorer splits them, or None."""
+    if not fmt.clip_list or not isinstance(record, dict):
+        return None
+    category = _text(record.get(fmt.domain_key))
+    if category in MMAU_PRO_NOT_MCQ:
+        return MMAU_PRO_NOT_MCQ[category]
+    choices = record.get("choices")
+    # The official scorer drops these from multiple choice too (fewer than 2 choices).
+    return "open-ended" if not isinstance(choices, list) or len(choices) < 2 else None
+
+
+def _clip_paths(item_id: str, value: Any, fmt: BenchmarkFormat) -> list[str]:
+    """The record's clip path(s), relative as published."""
+    clips = value if fmt.clip_list and isinstance(value, list) else [value]
+    if not clips or not all(isinstance(c, str) and c.strip() for c in clips):
+        kind = "a non-empty list of paths" if fmt.clip_list else "a non-empty string"
+        raise _BadItem(item_id, f"field {fmt.audio_key!r} must be {kind}, got {value!r}")
+    return clips
 
 
 def _text(value: Any) -> str:
@@ -88,9 +134,10 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tu
     missing = [k for k in ("question", "choices", "answer", fmt.audio_key, fmt.domain_key) if k not in record]
     if missing:
         raise _BadItem(item_id, f"missing field(s) {missing}")
-    for key in ("question", fmt.audio_key, fmt.domain_key):
+    for key in ("question", fmt.domain_key):
         if not isinstance(record[key], str) or not record[key].strip():
             raise _BadItem(item_id, f"field {key!r} must be a non-empty string")
+    clips = [str(audio_root / c) for c in _clip_paths(item_id, record[fmt.audio_key], fmt)]
     choices = record["choices"]
     if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
         raise _BadItem(item_id, "field 'choices' must be a list of strings")
@@ -111,18 +158,19 @@ def _item(record: Any, index: int, fmt: BenchmarkFormat, audio_root: Path) -> tu
         # Only the exact text counts: a letter or index here would be a guess at the file's intent.
         raise _BadItem(item_id, f"answer {answer!r} is not one of the choices {list(choices)}")
     # The clip's original relative path stays in `extra`, so official records reproduce it.
-    core = {"id", "question", "choices", "answer", fmt.domain_key, "category", "sub-category", *HIDDEN_FIELDS}
+    core = {"id", "question", "choices", "answer", fmt.domain_key, "category", fmt.subcategory_key, *HIDDEN_FIELDS}
     item = MCQItem(
         id=item_id,
         question=record["question"].strip(),
         choices=choices,
         answer=answer.strip(),
         category=_text(record.get("category")),
-        subcategory=_text(record.get("sub-category")),
+        subcategory=_text(record.get(fmt.subcategory_key)),
         extra={k: v for k, v in record.items() if k not in core},
         domain=record[fmt.domain_key].strip(),
-        audio=str(audio_root / record[fmt.audio_key]),
+        audio=clips[0],
         hidden={k: record[k] for k in HIDDEN_FIELDS if k in record},
+        clips=tuple(clips) if len(clips) > 1 else (),
     )
     return item, warnings
 
@@ -135,22 +183,56 @@ def _refuse_outside(item_id: str, clip: str, root: Path) -> None:
                        "set allow_outside_root: true on the benchmark's entry if that is intended")
 
 
+def item_clips(item: MCQItem) -> tuple[str, ...]:
+    """Every clip the item plays, in order (one for all but multi-audio items)."""
+    return item.clips or (item.audio,)
+
+
+def item_audio(item: MCQItem, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The item's audio as one array (akb.audio.load_audio's form; errors name the item): a
+    multi-audio item's clips one after the other, MULTI_AUDIO_GAP_S of silence between them, so the
+    clips stay apart to a listener. What models hear of an item: use it rather than `item.audio`."""
+    clips = [load_clip(path, [item.id], sample_rate) for path in item_clips(item)]
+    if len(clips) == 1:
+        return clips[0]
+    gap = np.zeros(int(MULTI_AUDIO_GAP_S * sample_rate), dtype=clips[0].dtype)
+    joined = [part for clip in clips for part in (gap, clip)][1:]
+    return np.concatenate(joined)
+
+
+def _clip_problems(item_id: str, path: str, check_audio: str) -> list[Problem]:
+    try:
+        if check_audio == "header":
+            audio_duration(path)
+            return []
+        audio = load_audio(path)
+    except AudioError as e:
+        return [Problem(item_id, str(e))]
+    if is_silent(audio):
+        return [Problem(item_id, f"{path}: audio is silent", "warning")]
+    if is_clipped(audio):
+        return [Problem(item_id, f"{path}: audio is clipped (at least {CLIPPED_SHARE:.0%} of its samples at "
+                                 "full scale)", "warning")]
+    return []
+
+
 def _audio_problems(item: MCQItem, check_audio: str) -> list[Problem]:
     if check_audio == "none":
         return []
+    return [p for path in item_clips(item) for p in _clip_problems(item.id, path, check_audio)]
+
+
+def _read_parquet(path: Path) -> list[dict]:
+    """Rows of a parquet file (MMAU-Pro's published test.parquet) as plain records."""
+    import pyarrow.parquet as pq
+
     try:
-        if check_audio == "header":
-            audio_duration(item.audio)
-            return []
-        audio = load_audio(item.audio)
-    except AudioError as e:
-        return [Problem(item.id, str(e))]
-    if is_silent(audio):
-        return [Problem(item.id, f"{item.audio}: audio is silent", "warning")]
-    if is_clipped(audio):
-        return [Problem(item.id, f"{item.audio}: audio is clipped (at least {CLIPPED_SHARE:.0%} of its samples at "
-                                 "full scale)", "warning")]
-    return []
+        records = pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as e:  # pyarrow's errors for a damaged file name no file
+        raise BankError(f"{path}: cannot read as parquet: {e}") from None
+    if not records:
+        raise BankError(f"{path}: no items (the file holds no record)")
+    return records
 
 
 def _listing(problems: list[Problem]) -> str:
@@ -168,36 +250,48 @@ def load_audio_benchmark(
     check_audio: str = "header",
     allow_outside_root: bool = False,
 ) -> tuple[list[MCQItem], list[Problem]]:
-    """Items of an MMAU or MMAR file (JSON array or JSONL), checked, and the problems found.
+    """Items of an MMAU, MMAR or MMAU-Pro file (JSON array, JSONL or parquet), checked, and the
+    problems found.
 
-    `kind` is "mmau", "mmar" or "auto" (told by the key naming the clip). Clip paths are resolved
-    against `audio_root` (default: the benchmark file's folder). Errors: a missing or malformed
-    field, 2-8 choices, the answer among the choices, unique ids, a clip that exists and can be
-    read (see the module docstring for `check_audio`), a clip inside the audio root (no absolute
-    path, '..' or symlink leading out) unless `allow_outside_root`. Problems name the item; a raised BankError
-    also names the file. Warnings (silent clips) never drop an item."""
+    `kind` is "mmau", "mmar", "mmau-pro" or "auto" (told by the key naming the clip). MMAU-Pro items
+    that are not multiple choice come back as problems of severity LEFT_OUT (see the module
+    docstring). Clip paths are resolved against `audio_root` (default: the benchmark file's folder).
+    Errors: a missing or malformed field, 2-8 choices, the answer among the choices, unique ids,
+    clips that exist and can be read (see the module docstring for `check_audio`), inside the audio
+    root (no absolute path, '..' or symlink leading out) unless `allow_outside_root`. Problems name
+    the item; a raised BankError also names the file. Warnings (silent clips) never drop an item."""
     path = Path(path)
     if on_bad_item not in ON_BAD_ITEM:
         raise ValueError(f"on_bad_item must be one of {ON_BAD_ITEM}, not {on_bad_item!r}")
     if check_audio not in CHECK_AUDIO:
         raise ValueError(f"check_audio must be one of {CHECK_AUDIO}, not {check_audio!r}")
-    records = read_records(str(path))  # JSON or JSONL by extension; errors name the file and line
+    if path.suffix.lower() == ".parquet":
+        records = _read_parquet(path)
+    else:
+        records = read_records(str(path))  # JSON or JSONL by extension; errors name the file and line
     if kind == "auto":
         kind = next((k for r in records if isinstance(r, dict) and (k := detect_kind(r))), "")
         if not kind:
-            keys = " or ".join(repr(f.audio_key) for f in FORMATS.values())
-            raise BankError(f"{path}: cannot tell MMAU from MMAR (no record has {keys}); set the kind")
+            keys = " or ".join(sorted({repr(f.audio_key) for f in FORMATS.values()}))
+            raise BankError(f"{path}: cannot tell MMAU from MMAR or MMAU-Pro (no record has {keys}); set the kind")
     if kind not in FORMATS:
         raise BankError(f"{path}: unknown benchmark kind {kind!r} (one of {sorted(FORMATS)} or 'auto')")
     fmt = FORMATS[kind]
     root = path.parent if audio_root is None else Path(audio_root)
 
-    items, problems = [], []
+    items, problems, left_out = [], [], []
     for index, record in enumerate(records):
+        kind_of = _not_mcq(record, fmt)
+        if kind_of is not None:
+            left_out.append(kind_of)
+            problems.append(Problem(str(record.get("id", f"#{index}")), f"{kind_of} item, not multiple choice: "
+                                    "not scored here", LEFT_OUT))
+            continue
         try:
             item, warnings = _item(record, index, fmt, root)
             if not allow_outside_root:
-                _refuse_outside(item.id, record[fmt.audio_key], root)
+                for clip in _clip_paths(item.id, record[fmt.audio_key], fmt):
+                    _refuse_outside(item.id, clip, root)
             items.append(item)
             problems += warnings
         except _BadItem as bad:
@@ -208,8 +302,12 @@ def load_audio_benchmark(
         if counts[it.id] == 1:  # clips of items already known bad are not worth reading
             problems += _audio_problems(it, check_audio)
 
+    if left_out:
+        tally = ", ".join(f"{n} {kind_of}" for kind_of, n in sorted(Counter(left_out).items()))
+        log.warning("%s: %d item(s) left out, not multiple choice (%s); listed as %r problems", path,
+                    len(left_out), tally, LEFT_OUT)
     errors = [p for p in problems if p.severity == "error"]
-    warnings = [p for p in problems if p.severity != "error"]
+    warnings = [p for p in problems if p.severity == "warning"]
     if errors and on_bad_item == "error":
         raise BankError(f"{path}: {len(errors)} bad item(s):\n{_listing(errors)}")
     if errors:
@@ -255,7 +353,7 @@ def stated_answer(text: str) -> str:
     return match["quoted"] if match["quoted"] is not None else match["rest"].strip()
 
 
-def _outputs_by_id(items: list[MCQItem], rows: list[dict], output_key: str) -> dict[str, str | None]:
+def outputs_by_id(items: list[MCQItem], rows: list[dict], output_key: str) -> dict[str, str | None]:
     """Each prediction row's output by item id; a row for an unknown item or a repeated id means the
     predictions belong to another benchmark or run, so that is an error rather than ignored."""
     ids = [str(row.get("id")) for row in rows]
@@ -271,7 +369,7 @@ def _outputs_by_id(items: list[MCQItem], rows: list[dict], output_key: str) -> d
 def grade_predictions(items: list[MCQItem], rows: list[dict], output_key: str = "raw_output") -> list[dict]:
     """One graded row per item, in item order: an item with no prediction row (or a null output)
     is "missing" and wrong, so the denominator is always every item."""
-    outputs = _outputs_by_id(items, rows, output_key)
+    outputs = outputs_by_id(items, rows, output_key)
     graded = []
     for it in items:
         text, status = prediction_text(it, outputs.get(it.id))
@@ -296,7 +394,12 @@ def score_audio_predictions(
     naming no single option are counted; both are scored, nearly always wrong, never dropped."""
     if not items:
         raise ValueError("no items to score")
-    graded = grade_predictions(items, rows, output_key)
+    return summarise_graded(grade_predictions(items, rows, output_key), n_resamples, confidence, seed)
+
+
+def summarise_graded(graded: list[dict], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """The scores JSON of graded rows (`grade_predictions`' form): accuracy overall and per domain,
+    category and subcategory, and the count of missing and unparseable outputs."""
     bootstrap = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     statuses = Counter(r["parse_status"] for r in graded)
     return {
@@ -314,7 +417,7 @@ def official_predictions(
     items: list[MCQItem], rows: list[dict], kind: str = "auto", output_key: str = "raw_output"
 ) -> list[dict]:
     """The benchmark's own records, one per item in item order, with the answer under the key the
-    official script reads (MMAU: model_output, MMAR: answer_prediction), so it can be run on them.
+    official script reads (MMAU and MMAU-Pro: model_output, MMAR: answer_prediction), so it can be run on them.
 
     The answer written is `prediction_text`'s (a letter mapped to its option), so the official
     script's accuracy equals `score_audio_predictions`'. An item without a prediction gets "" (wrong)
@@ -330,7 +433,7 @@ def official_predictions(
     fmt = FORMATS[kind]
     return [
         {"id": it.id, "question": it.question, "choices": list(it.choices), "answer": it.answer,
-         fmt.domain_key: it.domain, "category": it.category, "sub-category": it.subcategory,
+         fmt.domain_key: it.domain, "category": it.category, fmt.subcategory_key: it.subcategory,
          **it.extra, fmt.prediction_key: row["prediction"]}
         for it, row in zip(items, grade_predictions(items, rows, output_key))
     ]

@@ -36,8 +36,11 @@ SIGNATURES = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3",
               (b"\xff\xf3", ".mp3"), (b"\xff\xf2", ".mp3"))
 
 
-def is_hf_source(source: str) -> bool:
-    """A hub dataset id (hf://org/name) or a local parquet file or folder of parquet files."""
+def is_hf_source(source: str, kind: str = "auto") -> bool:
+    """A hub dataset id (hf://org/name) or a local parquet file or folder of parquet files, to import.
+    Not MMAU-Pro's test.parquet: it holds clip paths, not audio, and is read as it is."""
+    if kind == "mmau-pro":
+        return False
     path = Path(source)
     return source.startswith(HF_PREFIX) or path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet")))
 

@@ -30,6 +30,9 @@ class MCQItem:
     domain: str = ""
     audio: str = ""
     hidden: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Every clip of an item that plays several (MMAU-Pro's multi-audio questions), in order; `audio`
+    # is the first. Empty for a one-clip item. akb.data.audio_bench.item_audio joins them.
+    clips: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def letters(self) -> str:

@@ -1,0 +1,1 @@
+"""One module per audio LLM backend, each registering itself with akb.audio_llms.register."""

@@ -235,7 +235,7 @@ def text_backbone_option(wildcards):
     if wildcards.condition != BACKBONE:
         return ""
     name = AUDIO_LLMS[wildcards.audio_llm]["text_backbone"]
-    return "--text-backbone " + shlex.quote(json.dumps(loader_entry(stage_entry(config, name, "diagnose"))))
+    return f"--text-backbone {shlex.quote(json.dumps(loader_entry(stage_entry(config, name, 'diagnose'))))}"
 
 
 def audio_llm_max_new_tokens(wildcards):

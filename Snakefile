@@ -15,6 +15,11 @@ if not workflow.overwrite_configfiles:
 report: "workflow/report/workflow.rst"
 
 
+# With --sdm apptainer every job's command runs in this image (config `container`: a .sif built from
+# containers/akb.def, or docker://...; docs/cluster.md). Set before the rules, which take it when defined.
+container: config.get("container")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/readiness.smk"  # model jobs wait for results/readiness.json
 include: "workflow/rules/resources.smk"

@@ -40,7 +40,7 @@ from akb.io import read_yaml
 from akb.lalm.distill import DEFAULT_PROMPTS, read_seeds
 from akb.models.base import ModelSpec
 from akb.models.hf import ChatPrompts, load_tokenizer
-from akb.prompts import lettered_question, with_description
+from akb.probe.prompts import lettered_question, with_description
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Throughput of the batched probe (`akb.probe.probe`) against a naive per-item loop.
+"""Throughput of the batched probe (`akb.probe.run.probe`) against a naive per-item loop.
 
 Both run on the same loaded model and the same items, in one process, and must reach the same
 answers: the naive loop is the obvious reference implementation, so a batching bug (padding,
@@ -6,7 +6,7 @@ ordering, resuming) shows up as a disagreement, and a batching win shows up as i
 
     naive loglik    one forward of context + option per (item, option), the textbook way
     naive generate  one model.generate([prompt]) per item, answer parsed with extract_choice
-    batched         akb.probe.probe(...) into a temporary directory, accuracy read from its JSONL
+    batched         akb.probe.run.probe(...) into a temporary directory, accuracy read from its JSONL
     lm_eval         (optional, loglik only) lm-evaluation-harness's HFLM.loglikelihood on the same
                     (context, continuation) strings and the same in-memory model
 
@@ -48,9 +48,9 @@ from akb.data.items import MCQItem  # noqa: E402
 from akb.io import read_jsonl  # noqa: E402
 from akb.models import LanguageModel, ModelSpec, load_model  # noqa: E402
 from akb.models.base import ChatOptions  # noqa: E402
-from akb.probe import probe  # noqa: E402
-from akb.prompts import lettered_question, loglik_context  # noqa: E402
-from akb.scoring import extract_choice  # noqa: E402
+from akb.probe.run import probe  # noqa: E402
+from akb.probe.prompts import lettered_question, loglik_context  # noqa: E402
+from akb.scoring.answers import extract_choice  # noqa: E402
 
 # Option log-probabilities closer than this are called near-ties: a padded batch and a single
 # sequence run different kernels, so float noise of this size may flip their argmax.
@@ -82,7 +82,7 @@ class Run:
         return sum(self.correct.values()) / max(len(self.correct), 1)
 
     def add_probe_rows(self, rows: list[dict], items: list[MCQItem]) -> Run:
-        """Predictions, and option scores (loglik) or raw outputs (generate), from akb.probe's rows."""
+        """Predictions, and option scores (loglik) or raw outputs (generate), from akb.probe.run's rows."""
         letters = {item.id: item.letters for item in items}
         for row in rows:
             self.predictions[row["id"]] = row["parsed_answer"]
@@ -95,13 +95,13 @@ class Run:
 
 
 def parsed_letter(item: MCQItem, output: str) -> str | None:
-    """The letter of the option a generated answer names (None: unparseable), as akb.probe parses it."""
+    """The letter of the option a generated answer names (None: unparseable), as akb.probe.run parses it."""
     choice = extract_choice(output, item.choices, item.letters)
     return None if choice.index is None else item.letters[choice.index]
 
 
 def argmax_letter(item: MCQItem, scores: list[float]) -> str:
-    # Ties go to the earliest option, as max() does in akb.probe.
+    # Ties go to the earliest option, as max() does in akb.probe.run.
     return max(item.letters, key=lambda k: scores[item.letters.index(k)])
 
 

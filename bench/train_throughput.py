@@ -10,7 +10,7 @@ config's `grounded` recipe), in one process:
               split with the distillation prompts and each clip's metadata.summary as the response.
               Reported: seconds per step, samples and (non-padding) tokens per second, peak memory.
     evaluate  the same K test items answered by GroundedLM (the model the workflow evaluates), once
-              by a per-item loop and once by akb.probe.probe (length-sorted batches, as the
+              by a per-item loop and once by akb.probe.run.probe (length-sorted batches, as the
               workflow runs it), for generate and for loglik:
                   generate  loop:     one GroundedLM.generate([prompt]) per item (batch size 1)
                             batched:  probe(mode="generate", batch_size=B)
@@ -76,8 +76,8 @@ from akb.lalm.distill import read_seeds  # noqa: E402
 from akb.lalm.grounded import Clip, GroundedLM, build_lalm, transcribe  # noqa: E402
 from akb.lalm.processor import LALMItem  # noqa: E402
 from akb.models import ModelSpec  # noqa: E402
-from akb.probe import probe  # noqa: E402
-from akb.prompts import lettered_question, loglik_context  # noqa: E402
+from akb.probe.run import probe  # noqa: E402
+from akb.probe.prompts import lettered_question, loglik_context  # noqa: E402
 # The comparison with the per-item loop is the probe benchmark's (bench/ is on sys.path as the script's dir).
 import probe_throughput  # noqa: E402
 from probe_throughput import agreement, argmax_letter, describe, parsed_letter  # noqa: E402

@@ -116,9 +116,13 @@ def whisper_tokenizer_json(path) -> None:
 @pytest.fixture(scope="session")
 def tiny_whisper_dir(tmp_path_factory):
     """A directory WhisperForConditionalGeneration and WhisperProcessor load, as from the hub."""
+    return save_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper"))
+
+
+def save_tiny_whisper(out):
+    """Write the tiny random Whisper into directory `out` (also used by tests/envs/run_env_test.py)."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
 
-    out = tmp_path_factory.mktemp("tiny-whisper")
     whisper_tokenizer_json(out / "tokenizer.json")
     tokenizer = WhisperTokenizerFast(tokenizer_file=str(out / "tokenizer.json"), predict_timestamps=False)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(out)

@@ -15,7 +15,7 @@ from akb.io import read_jsonl
 from akb.models import ModelSpec, load_model
 from akb.models import api as api_module
 from akb.models.api import APIChatModel, APIError, ChatClient
-from akb.probe import probe
+from akb.probe.run import probe
 
 SECRET = "sk-test-0123456789-SECRET"
 SLOW_REPLY_S = 10

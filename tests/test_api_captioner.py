@@ -17,7 +17,7 @@ import soundfile as sf
 from test_api_backend import KEY_ENV, SECRET, Handler, record_waits, running_server
 
 from akb.audio import SAMPLE_RATE, load_audio
-from akb.caption import caption_items
+from akb.cascade.caption import caption_items
 from akb.captioners import CAPTIONER_BACKENDS, load_captioner
 from akb.captioners.api import PROMPT_DIR, APICaptioner
 from akb.config import ConfigError, validate_config

@@ -7,17 +7,12 @@ import pytest
 import soundfile as sf
 
 from akb.audio import SAMPLE_RATE
-from akb.data.audio_bench import (
-    grade_predictions,
-    load_audio_benchmark,
-    official_predictions,
-    prediction_text,
-    score_audio_predictions,
-)
+from akb.scoring.audio import grade_predictions, official_predictions, prediction_text, score_audio_predictions
+from akb.data.audio_bench import load_audio_benchmark
 from akb.data.bank import BankError
 from akb.data.items import MCQItem
-from akb.prompts import lettered_question, loglik_context
-from akb.scoring import string_match
+from akb.probe.prompts import lettered_question, loglik_context
+from akb.scoring.answers import string_match
 
 SPEAKERS = ["Man", "Woman", "Child", "Robot"]
 MODALITIES = ["speech", "sound", "music", "mix-sound-speech", "mix-music-speech"]

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import require_optional
 from test_api_backend import KEY_ENV, Handler, running_server
 from test_captioners_qwen3_omni import build_tiny_qwen3_omni, no_video_half
 
@@ -18,11 +19,14 @@ from akb.audio_llms.backends.api import APIAudioLLM
 from akb.audio_llms.backends.audio_flamingo3 import AudioFlamingo3LLM
 from akb.audio_llms.backends.phi4_multimodal import Phi4MultimodalLLM
 from akb.audio_llms.backends.qwen import Qwen2AudioLLM, Qwen3OmniLLM, Qwen25OmniLLM
+from akb.audio_llms.backends.voxtral import VoxtralLLM
 from akb.audio_llms.evaluate import evaluate_audio_llm
 from akb.audio_llms.tiny import tiny_audio_flamingo3, tiny_phi4_multimodal, tiny_qwen2_5_omni_thinker, tiny_qwen2_audio
+from akb.audio_llms.tiny import tiny_voxtral
 from akb.cli import main
 from akb.config import ConfigError, validate_config
-from akb.data.audio_bench import load_audio_benchmark, score_audio_predictions
+from akb.data.audio_bench import load_audio_benchmark
+from akb.scoring.audio import score_audio_predictions
 from akb.io import read_jsonl
 
 SECONDS = (0.6, 1.4, 0.15, 1.0)  # the 0.15 s clip cannot be cut into 2 pieces of >= 0.1 s
@@ -59,7 +63,9 @@ def test_the_registry_names_every_backend():
     assert AUDIO_LLM_BACKENDS["qwen2-audio"] is Qwen2AudioLLM and Qwen2AudioLLM.backend == "qwen2-audio"
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         load_audio_llm({"name": "x", "backend": "nope", "source": "s"})
-    with pytest.raises(ValueError, match="desta2.5-audio cannot be loaded: .*BertEncoder"):
+    # the refusal says why and how to get DeSTA2.5's answers instead: the authors' package and its script
+    with pytest.raises(ValueError, match=r"desta2.5-audio cannot be loaded: .*BertEncoder.*pip install -e "
+                                         r"DeSTA2.5-Audio.*python inference_desta25_audio.py .*backend 'api'"):
         load_audio_llm({"name": "desta", "backend": "desta2.5-audio", "source": "DeSTA-ntu/DeSTA2.5-Audio-Llama-3.1-8B"})
 
 
@@ -69,13 +75,22 @@ def _qwen3_omni():
     return model, processor
 
 
+def _voxtral():
+    from transformers.utils import is_mistral_common_available
+
+    # the `voxtral` extra: .ci/setup-venv installs it and .ci/run requires it
+    require_optional("mistral-common", is_mistral_common_available(), "pip install -e '.[voxtral]'")
+    return tiny_voxtral()
+
+
 @pytest.mark.parametrize("backend, build", [
     (Qwen2AudioLLM, tiny_qwen2_audio),
     (Qwen25OmniLLM, tiny_qwen2_5_omni_thinker),
     (Qwen3OmniLLM, _qwen3_omni),
     (AudioFlamingo3LLM, tiny_audio_flamingo3),
     (Phi4MultimodalLLM, tiny_phi4_multimodal),
-], ids=["qwen2-audio", "qwen2.5-omni", "qwen3-omni", "audio-flamingo-3", "phi4-multimodal"])
+    (VoxtralLLM, _voxtral),
+], ids=["qwen2-audio", "qwen2.5-omni", "qwen3-omni", "audio-flamingo-3", "phi4-multimodal", "voxtral"])
 def test_conditions_on_a_tiny_model_of_each_class(tmp_path, bench, one_torch_thread, backend, build):
     _, items = bench
     llm = backend(*build(), name="tiny")
@@ -96,6 +111,33 @@ def test_conditions_on_a_tiny_model_of_each_class(tmp_path, bench, one_torch_thr
     assert fragment["q2"]["correct"] is False and fragment["q2"]["raw_output"] is None
     clip = sf.read(bench[0].parent / "audio/c1.wav", dtype="float32")[0]
     assert fragment["q1"]["raw_output"] == llm.generate([clip[clip.size // 2:]], [fragment["q1"]["prompt"]], 4)[0]
+
+
+def test_voxtral_loads_a_checkpoint_directory_and_hears_long_clips_whole(tmp_path, one_torch_thread):
+    """The user's path: a saved checkpoint (tekken.json, no Jinja template) read back by the backend;
+    each started 30 s of a clip is 375 [AUDIO] tokens after one [BEGIN_AUDIO], nothing is cut."""
+    model, processor = _voxtral()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    llm = load_audio_llm({"name": "vox", "backend": "voxtral", "source": str(tmp_path), "device": "cpu"})
+    assert isinstance(llm, VoxtralLLM) and llm.eos_token_ids == [processor.tokenizer.eos_token_id]
+    assert llm.render("Q?", has_audio=False) == "<s>[INST]Q?[/INST]"
+    with_audio = llm.render("Q?", has_audio=True)
+    assert with_audio.startswith("<s>[INST][BEGIN_AUDIO][AUDIO]") and with_audio.endswith("[AUDIO]Q?[/INST]")
+    assert with_audio.count("[AUDIO]") == 375
+
+    clips = [np.full(31 * SAMPLE_RATE, 0.1, dtype=np.float32), np.full(SAMPLE_RATE, 0.1, dtype=np.float32)]
+    assert [clip.size for clip in llm.prepare(clips)] == [31 * SAMPLE_RATE, SAMPLE_RATE]  # what generate hears
+    inputs = llm.inputs(clips, ["long", "short"])
+    assert (inputs["input_ids"] == processor.audio_token_id).sum(dim=1).tolist() == [750, 375]
+    assert inputs["input_features"].shape[0] == 3  # 30 s windows: two for the long clip, one for the short
+    assert all(isinstance(reply, str) for reply in llm.generate(clips, ["long", "short"], 2))
+
+
+def test_voxtral_without_mistral_common_says_what_to_install(monkeypatch):
+    monkeypatch.setattr("transformers.utils.is_mistral_common_available", lambda: False)
+    with pytest.raises(ValueError, match=r"audio LLM vox \(voxtral\): .*needs mistral-common.*\[voxtral\]"):
+        load_audio_llm({"name": "vox", "backend": "voxtral", "source": "mistralai/Voxtral-Mini-3B-2507"})
 
 
 def test_backbone_asks_the_text_backbone_and_checks_its_name(tmp_path, bench, one_torch_thread):

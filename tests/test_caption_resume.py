@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from akb.audio import SAMPLE_RATE
-from akb.caption import caption_items
+from akb.cascade.caption import caption_items
 from akb.captioners import Captioner
 from akb.data.audio_bench import load_audio_benchmark
 from akb.io import read_jsonl

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from akb.audio import SAMPLE_RATE
-from akb.caption import caption_items, read_captions
+from akb.cascade.caption import caption_items, read_captions
 from akb.captioners import Captioner
 from akb.captioners.audio_lm import AudioLMCaptioner, tiny_qwen2_audio
 from akb.captioners.file import (

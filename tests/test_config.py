@@ -91,6 +91,11 @@ BENCH = {"name": "mmau", "source": "data/mmau/mmau-test-mini.json"}
     ({"models": [TINY, {**API, "probe_mode": "loglik"}]},
      "config.models[1] (gpt): API models cannot give log-likelihoods; set probe_mode: generate on the entry"),
     ({"grounded": {"recipe": "nope"}}, "config.grounded.recipe: unknown recipe 'nope'; one of ["),
+    ({"grounded": {"backbones": ["tiny"]}, "synthetic": {"n_train": 0}},
+     "config.synthetic.n_train: the grounded stage distils from the synthetic train split"),
+    ({"audio_llms": [{"name": "tiny", "backend": "qwen2-audio", "source": "Qwen/Qwen2-Audio-7B-Instruct",
+                      "text_backbone": "tiny"}]},
+     "config.audio_llms: name(s) ['tiny'] are also models[] names"),
 ])
 def test_every_cross_reference_error_names_the_key_and_what_is_declared(config, message):
     with pytest.raises(ConfigError) as error:

@@ -336,7 +336,7 @@ def test_configs_without_desta_aqa_plan_and_train_as_before(desta, tmp_path):
 
 def test_config_and_readiness_checks(desta, tmp_path):
     from akb.config import ConfigError, validate_config
-    from akb.readiness import check_inputs
+    from akb.assets.readiness import check_inputs
 
     base = {"models": [{"name": "m", "backend": "tiny", "source": "qwen3"}], "grounded": {"backbones": ["m"]}}
     block = {"source": str(desta["jsonl"]), "audio_roots": {**desta["roots"], "MELD": str(tmp_path / "no-meld")}}

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from akb import diagnostics as dg
-from akb.diagnostics_figures import (plot_decomposition, plot_retention_curves, plot_text_prior_by_domain,
+from akb.diagnostics import analysis as dg, conditions
+from akb.report.diagnostics import (plot_decomposition, plot_retention_curves, plot_text_prior_by_domain,
                                      write_diagnostics_figures)
 
 
 def item(item_id, full, none, fragments=(), errors=(), domain="sound", **extra):
     """Records of one item in every required condition: `fragments` are the fragment conditions
     answered right, `errors` the conditions whose run errored (answered wrong)."""
-    outcome = {dg.FULL: full, dg.NONE: none, **{c: c in fragments for c in dg.FRAGMENT_CONDITIONS}}
+    outcome = {conditions.FULL: full, conditions.NONE: none, **{c: c in fragments for c in conditions.FRAGMENT_CONDITIONS}}
     return [{"id": item_id, "condition": c, "domain": domain,
              "correct": None if c in errors else ok, "error": "FragmentError: too short" if c in errors else None,
              **extra} for c, ok in outcome.items()]
@@ -24,7 +24,7 @@ def records(*items):
     return [r for rows in items for r in rows]
 
 
-ALL_FRAGMENTS = dg.FRAGMENT_CONDITIONS
+ALL_FRAGMENTS = conditions.FRAGMENT_CONDITIONS
 
 # One item per class, plus the edge cases the definitions decide.
 CRAFTED = {
@@ -35,7 +35,7 @@ CRAFTED = {
     "fs_err": dict(full=True, none=False, errors={"fragment-5-4"}),     # errored piece: Fragment-Sufficient
     "ah": dict(full=False, none=True, fragments=set(ALL_FRAGMENTS)),    # Audio-Harmful whatever the pieces
     "un": dict(full=False, none=False, fragments={"fragment-2-0"}),     # Unsolvable whatever the pieces
-    "un_err": dict(full=False, none=False, errors={dg.FULL}),           # errored full run = wrong
+    "un_err": dict(full=False, none=False, errors={conditions.FULL}),           # errored full run = wrong
 }
 EXPECTED_CLASS = {"ts": "text_solvable", "ts_nofrag": "text_solvable", "fs": "fragment_sufficient",
                   "cs": "cross_segment", "fs_err": "fragment_sufficient", "ah": "audio_harmful",
@@ -51,45 +51,45 @@ def crafted_records(**extra):
 
 
 def test_condition_names():
-    assert len(dg.FRAGMENT_CONDITIONS) == 14 and len(set(dg.FRAGMENT_CONDITIONS)) == 14
-    assert dg.FRAGMENT_CONDITIONS[:3] == ("fragment-2-0", "fragment-2-1", "fragment-3-0")
-    assert dg.FRAGMENT_CONDITIONS[-1] == "fragment-5-4"
-    assert set(dg.PROTOCOL_CONDITIONS) == {"full", "none", "backbone", *dg.FRAGMENT_CONDITIONS}
-    assert not set(dg.EXTRA_CONDITIONS) & set(dg.PROTOCOL_CONDITIONS)
-    assert dg.parse_fragment_condition("fragment-3-1") == (3, 1)
-    assert dg.parse_fragment_condition("full") is None
+    assert len(conditions.FRAGMENT_CONDITIONS) == 14 and len(set(conditions.FRAGMENT_CONDITIONS)) == 14
+    assert conditions.FRAGMENT_CONDITIONS[:3] == ("fragment-2-0", "fragment-2-1", "fragment-3-0")
+    assert conditions.FRAGMENT_CONDITIONS[-1] == "fragment-5-4"
+    assert set(conditions.PROTOCOL_CONDITIONS) == {"full", "none", "backbone", *conditions.FRAGMENT_CONDITIONS}
+    assert not set(conditions.EXTRA_CONDITIONS) & set(conditions.PROTOCOL_CONDITIONS)
+    assert conditions.parse_fragment_condition("fragment-3-1") == (3, 1)
+    assert conditions.parse_fragment_condition("full") is None
 
 
 def test_fragment_boundaries_last_piece_takes_remainder():
     clip = np.arange(10_007, dtype=np.float32)  # 10007 = 3 * 3335 + 2
-    pieces = [dg.fragment(clip, 3, k, min_samples=1) for k in range(3)]
+    pieces = [conditions.fragment(clip, 3, k, min_samples=1) for k in range(3)]
     assert [p.size for p in pieces] == [3335, 3335, 3337]
     assert pieces[1][0] == 3335 and pieces[2][0] == 6670
-    for n in dg.FRAGMENT_NS:
-        assert np.array_equal(np.concatenate([dg.fragment(clip, n, k, min_samples=1) for k in range(n)]), clip)
+    for n in conditions.FRAGMENT_NS:
+        assert np.array_equal(np.concatenate([conditions.fragment(clip, n, k, min_samples=1) for k in range(n)]), clip)
 
 
 def test_fragment_too_short_raises_and_never_pads():
     clip = np.zeros(5 * 1600 - 1)  # 5 pieces of 1599 samples: one short of the 0.1 s floor
-    assert dg.fragment(clip, 4, 3).size == len(clip) - 3 * (len(clip) // 4)
-    with pytest.raises(dg.FragmentError, match="too short"):
-        dg.fragment(clip, 5, 0)
-    with pytest.raises(dg.FragmentError):
-        dg.fragment(np.zeros(1), 2, 0, min_samples=1)  # an empty piece is never a fragment
+    assert conditions.fragment(clip, 4, 3).size == len(clip) - 3 * (len(clip) // 4)
+    with pytest.raises(conditions.FragmentError, match="too short"):
+        conditions.fragment(clip, 5, 0)
+    with pytest.raises(conditions.FragmentError):
+        conditions.fragment(np.zeros(1), 2, 0, min_samples=1)  # an empty piece is never a fragment
     with pytest.raises(ValueError):
-        dg.fragment(clip, 3, 3)
+        conditions.fragment(clip, 3, 3)
 
 
 def test_condition_audio_and_extras():
     clip = np.ones(16_000, dtype=np.float32)
-    assert dg.condition_audio(clip, "none") is None and dg.condition_audio(clip, "backbone") is None
-    assert dg.condition_audio(clip, "fragment-4-3").size == 4000
-    assert not dg.silence_like(clip).any() and dg.silence_like(clip).size == clip.size
-    noise = dg.condition_audio(clip, "noise")
-    assert noise.size == clip.size and np.array_equal(noise, dg.noise_like(clip))  # fixed seed
-    assert 20 * np.log10(np.sqrt(np.mean(noise.astype(float) ** 2))) == pytest.approx(dg.NOISE_RMS_DBFS, abs=0.2)
+    assert conditions.condition_audio(clip, "none") is None and conditions.condition_audio(clip, "backbone") is None
+    assert conditions.condition_audio(clip, "fragment-4-3").size == 4000
+    assert not conditions.silence_like(clip).any() and conditions.silence_like(clip).size == clip.size
+    noise = conditions.condition_audio(clip, "noise")
+    assert noise.size == clip.size and np.array_equal(noise, conditions.noise_like(clip))  # fixed seed
+    assert 20 * np.log10(np.sqrt(np.mean(noise.astype(float) ** 2))) == pytest.approx(conditions.NOISE_RMS_DBFS, abs=0.2)
     with pytest.raises(ValueError, match="unknown condition"):
-        dg.condition_audio(clip, "fragment-x")
+        conditions.condition_audio(clip, "fragment-x")
 
 
 # --------------------------------------------------------------------------------------------

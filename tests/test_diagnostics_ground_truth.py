@@ -15,18 +15,8 @@ from akb.audio import load_audio
 from akb.captioners.dsp import caption_clip
 from akb.data.audio_bench import load_audio_benchmark
 from akb.data.synthetic import generate_split
-from akb.diagnostics import (
-    ANY_PART,
-    CROSS_SEGMENT,
-    REQUIRED_CONDITIONS,
-    TEXT_SOLVABLE,
-    WHOLE_CLIP,
-    FragmentError,
-    condition_audio,
-    item_classes,
-    reliance_agreement,
-    suite_reliance,
-)
+from akb.diagnostics.analysis import ANY_PART, CROSS_SEGMENT, TEXT_SOLVABLE, WHOLE_CLIP, item_classes, reliance_agreement, suite_reliance
+from akb.diagnostics.conditions import REQUIRED_CONDITIONS, FragmentError, condition_audio
 
 FAMILIES = {"noise_colour", "event_count", "knowledge_sound", "knowledge_music", "knowledge_speech"}
 

@@ -6,7 +6,8 @@ import pytest
 
 from akb.cli import main
 from akb.lalm.distill import distill
-from akb.shards import Shard, distill_batches, distill_shard, merge_shards, shard_path
+from akb.lalm.distill import distill_batches, distill_shard
+from akb.probe.shards import Shard, merge_shards, shard_path
 from conftest import DiesAfter, Interrupted
 
 MODEL = {"name": "tiny-qwen3", "backend": "tiny", "source": "qwen3"}

@@ -1,4 +1,4 @@
-"""All That Glitters Is Not Audio: paper mode from its published numbers (akb.glitters), the
+"""All That Glitters Is Not Audio: paper mode from its published numbers (akb.report.glitters), the
 comparison of a diagnostics run with them, and the study config/glitters.yaml plans."""
 
 import os
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from akb.diagnostics import PROTOCOL_CONDITIONS
-from akb.glitters import (
+from akb.diagnostics.conditions import PROTOCOL_CONDITIONS
+from akb.report.glitters import (
     MEAN_ROW, benchmark_text_prior, build_glitters_paper, comparison_from_file, decomposition_table, table1_long,
 )
-from akb.paper import PAPER_DIR
+from akb.report.paper import PAPER_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED_RTP = {"MMAU": 65.1, "MMAR": 60.5, "MMAU-Pro": 72.1}  # the paper's benchmark-level R_TP

@@ -15,7 +15,7 @@ from akb.lalm.grounded import AudioPrompt, Clip, GroundedLM, build_lalm
 from akb.lalm.model import CheckpointError
 from akb.lalm.train import TrainSettings, lr_factor, sample_order, train
 from akb.models import ModelSpec, load_model
-from akb.probe import probe
+from akb.probe.run import probe
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
@@ -202,7 +202,7 @@ def test_loglik_of_an_option_matches_a_manual_sum(tmp_path, tiny_whisper_dir, ro
 def test_the_audio_llm_can_be_asked_in_destas_convention(tmp_path, tiny_whisper_dir, rows, suite):
     """grounded.evaluate.prompt_style: desta: DeSTA2.5's quoted options, and its system prompt inside
     the audio LLM's own chat template."""
-    from akb.prompts import DESTA_SYSTEM_PROMPT, styled_spec
+    from akb.probe.prompts import DESTA_SYSTEM_PROMPT, styled_spec
 
     checkpoint, _ = _train(tmp_path, tiny_whisper_dir, rows, "ck", max_steps=1)
     spec = styled_spec(SPEC, "desta")

@@ -12,7 +12,7 @@ from test_api_backend import KEY_ENV, Handler, record_waits, running_server
 from akb.cli import main
 from akb.data.items import MCQItem
 from akb.io import read_jsonl, write_jsonl
-from akb.judge import Judge, judge_predictions, load_judge_prompt, parse_selection, score_judged
+from akb.scoring.judge import Judge, judge_predictions, load_judge_prompt, parse_selection, score_judged
 
 CHOICES = ["Man", "Woman", "Child", "Robot"]
 # Item -> (the model's output, the judge's replies, attempt by attempt). Outputs the rules read get no request.

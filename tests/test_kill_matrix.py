@@ -36,9 +36,9 @@ KILLS: dict[str, list[str]] = {}  # stage -> where each kill landed, reported at
 ZYGOTE = r"""
 import json, os, resource, signal, sys, traceback
 # What the `akb` runs below import (and the tiny models' shared tokenizer): paid once here.
-import akb.caption, akb.captioners.dsp, akb.captioners.whisper, akb.cli, akb.data.audio_bench, akb.data.bank
+import akb.cascade.caption, akb.captioners.dsp, akb.captioners.whisper, akb.cli, akb.data.audio_bench, akb.data.bank
 import akb.lalm.distill, akb.lalm.grounded, akb.lalm.train, akb.lalm.transcripts, akb.models.api, akb.models.tiny
-import akb.probe, akb.shards, torch, transformers
+import akb.probe.run, akb.probe.shards, torch, transformers
 from transformers import Qwen3ForCausalLM, WhisperForConditionalGeneration, WhisperProcessor
 akb.models.tiny._base_tokenizer()
 

@@ -9,18 +9,10 @@ from safetensors.torch import load_file, save_file
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperModel
 
 from akb.audio import SAMPLE_RATE
-from akb.lalm import (
-    IGNORE,
-    LALM,
-    CheckpointError,
-    LALMConfig,
-    LALMItem,
-    LoRASettings,
-    cut_window,
-    default_taps,
-    load_whisper_encoder,
-    tapped_states,
-)
+from akb.lalm.processor import IGNORE, LALMItem
+from akb.lalm.model import LALM, CheckpointError
+from akb.lalm.config import LALMConfig, LoRASettings, default_taps
+from akb.lalm.encoder import cut_window, load_whisper_encoder, tapped_states
 from akb.lalm.encoder import feature_extractor, log_mel
 from akb.lalm.model import WEIGHTS_FILE
 from akb.models.base import ChatOptions

@@ -17,7 +17,9 @@ from akb.audio import SAMPLE_RATE, load_audio
 from akb.captioners.whisper import WhisperCaptioner
 from akb.data.synthetic import generate_split
 from akb.io import read_jsonl
-from akb.lalm import IGNORE, LALMConfig, LALMItem, tapped_states
+from akb.lalm.processor import IGNORE, LALMItem
+from akb.lalm.config import LALMConfig
+from akb.lalm.encoder import tapped_states
 from akb.lalm.distill import Seed, distillation_requests, read_seeds
 from akb.lalm.encoder import feature_extractor, log_mel
 from akb.lalm.grounded import AudioPrompt, Clip, GroundedLM, lalm_config

@@ -11,11 +11,11 @@ import soundfile as sf
 
 from akb.audio import SAMPLE_RATE
 from akb.cli import main
-from akb.data.audio_bench import (LEFT_OUT, MULTI_AUDIO_GAP_S, detect_kind, grade_predictions, item_audio,
-                                  load_audio_benchmark, official_predictions, prediction_text)
+from akb.data.audio_bench import LEFT_OUT, MULTI_AUDIO_GAP_S, detect_kind, item_audio, load_audio_benchmark
+from akb.scoring.audio import grade_predictions, official_predictions, prediction_text
 from akb.data.bank import BankError
 from akb.data.items import MCQItem
-from akb.prompts import PROMPT_STYLES
+from akb.probe.prompts import PROMPT_STYLES
 
 CLIP_S = 0.1
 
@@ -140,7 +140,7 @@ def test_glitters_answers_are_read(output, status, correct):
 
 def test_the_workflow_reads_test_parquet_as_it_is_and_counts_every_clip(published, tmp_path):
     from akb.data.hf_bench import is_hf_source
-    from akb.readiness import check_benchmark
+    from akb.assets.readiness import check_benchmark
 
     # Other parquet sources hold the audio and are imported first; MMAU-Pro's holds clip paths.
     assert is_hf_source(str(published)) and not is_hf_source(str(published), "mmau-pro")

@@ -121,9 +121,9 @@ def test_repeated_option_is_scored_as_the_official_rule_scores_it():
     meta, _ = published("mmau")
     record = next(r for r in read_records(str(meta)) if r["id"] == "16964657-d35e-426a-8c3e-6aac228a2577")
     assert record["choices"] == ["thirteen", "twenty", "thirteen", "five"] and record["answer"] == "thirteen"
-    from akb.data.audio_bench import prediction_text
+    from akb.scoring.audio import prediction_text
     from akb.data.items import MCQItem
-    from akb.scoring import string_match
+    from akb.scoring.answers import string_match
 
     item = MCQItem(id=record["id"], question=record["question"], choices=tuple(record["choices"]),
                    answer=record["answer"])

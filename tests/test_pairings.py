@@ -6,7 +6,7 @@ import json
 import pytest
 
 from akb.config import ConfigError, cascade_pairs, main_captioner, validate_config
-from akb.study_figures import audio_metrics, wide
+from akb.report.study import audio_metrics, wide
 
 MODELS = [{"name": n, "backend": "tiny", "source": "llama"} for n in ("a", "b", "c")]
 
@@ -61,8 +61,8 @@ def test_paper_pairings_give_figure_2_exactly_the_papers_five_metrics(tmp_path):
     published figure's five metrics, in its order."""
     import pandas as pd
 
-    from akb.paper import METRICS
-    from akb.study_figures import probe_metrics
+    from akb.report.paper import METRICS
+    from akb.report.study import probe_metrics
 
     def score(path, **fields):
         summary = {"n": 10, "accuracy": 50.0, "ci": [40, 60]}

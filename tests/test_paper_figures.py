@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from akb.figures import compare_with_paper, plot_correlation_heatmap, plot_domain_scatter, write_table
-from akb.metrics import correlations, domain_fits
-from akb.paper import FIG3_PUBLISHED_R, METRICS, paper_domain_points, paper_metrics, short_label
+from akb.report.figures import compare_with_paper, plot_correlation_heatmap, plot_domain_scatter
+from akb.tables import write_table
+from akb.scoring.metrics import correlations, domain_fits
+from akb.report.paper import FIG3_PUBLISHED_R, METRICS, paper_domain_points, paper_metrics, short_label
 
 FINETUNED = ["Qwen2.5-7B", "Qwen3-14B", "Qwen3-8B", "Qwen3-4B",
              "Phi-4-14B", "Phi-4-mini-4B", "OLMo-3-7B", "Llama-3.1-8B"]
@@ -217,7 +218,7 @@ def test_heatmap_of_one_metric_says_so_instead_of_failing(tmp_path):
     """A run whose bank covers one category (`bank.limit` on a sorted bank) still ends with figures."""
     import pandas as pd
 
-    from akb.figures import plot_correlation_heatmap
+    from akb.report.figures import plot_correlation_heatmap
 
     r = plot_correlation_heatmap(pd.DataFrame(columns=["metric_a", "metric_b", "r", "n"]), ["only"], tmp_path / "h")
     assert (tmp_path / "h.png").stat().st_size > 0 and (tmp_path / "h.pdf").exists()

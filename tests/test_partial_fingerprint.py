@@ -6,7 +6,7 @@ import json
 import pytest
 
 from akb.io import PartialJsonl, read_jsonl
-from akb.probe import probe
+from akb.probe.run import probe
 
 
 def test_a_partial_of_another_run_is_set_aside_with_the_fields_that_differ(tmp_path, caplog):
@@ -47,7 +47,7 @@ def test_a_probe_rerun_with_other_settings_starts_afresh(tmp_path, tiny_qwen3, i
     # As a stopped run leaves it: all rows in the partial file, not yet published.
     out.rename(tmp_path / "akb.jsonl.partial")
     from akb.io import write_json
-    from akb.probe import probe_fingerprint
+    from akb.probe.run import probe_fingerprint
 
     write_json(tmp_path / "akb.jsonl.partial.fingerprint.json",
                probe_fingerprint(tiny_qwen3, items, "generate", 4, descriptions, None, "lettered"))

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from akb.io import read_jsonl
-from akb.probe import probe
-from akb.probe_scores import probe_table, score_predictions
+from akb.probe.run import probe
+from akb.scoring.probe import probe_table, score_predictions
 from conftest import DiesAfter, Interrupted
 
 

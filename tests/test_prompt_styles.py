@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 
 from akb.cli import main
-from akb.data.audio_bench import grade_predictions, prediction_text
+from akb.scoring.audio import grade_predictions, prediction_text
 from akb.data.items import MCQItem
 from akb.io import read_jsonl
 from akb.models import ModelSpec
-from akb.prompts import DESTA_SYSTEM_PROMPT, PROMPT_STYLES, desta_question, styled_spec
+from akb.probe.prompts import DESTA_SYSTEM_PROMPT, PROMPT_STYLES, desta_question, styled_spec
 
 DISTORTION = MCQItem(id="m1", question="Is the singing clean?", answer="Yes",
                      choices=("No, there is distortion", "Yes", "No, there is off-key singing"))

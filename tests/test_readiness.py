@@ -16,9 +16,9 @@ import pytest
 import yaml
 from huggingface_hub import constants
 
-from akb import readiness
+from akb.assets import readiness
 from akb.config import validate_config
-from akb.readiness import MISSING, OK, UNCHECKED, check_readiness
+from akb.assets.readiness import MISSING, OK, UNCHECKED, check_readiness
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-0123456789-do-not-print"

@@ -1,6 +1,6 @@
 import pytest
 
-from akb.scoring import extract_choice, string_match, strip_reasoning
+from akb.scoring.answers import extract_choice, string_match, strip_reasoning
 
 CHOICES = ("crescendo", "diminuendo", "a tempo", "ritardando")
 

@@ -11,8 +11,8 @@ import pytest
 from akb.cli import main
 from akb.data.bank import load_bank
 from akb.data.items import MCQItem
-from akb.probe import probe
-from akb.shards import Shard, merge_shards, parse_shard, probe_batches, probe_shard, shard_path, shard_paths
+from akb.probe.run import probe
+from akb.probe.shards import Shard, merge_shards, parse_shard, probe_batches, probe_shard, shard_path, shard_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

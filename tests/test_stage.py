@@ -10,7 +10,7 @@ from huggingface_hub import constants
 
 from akb.cli import main
 from akb.config import validate_config
-from akb.readiness import HubChecker, HubTarget
+from akb.assets.readiness import HubChecker, HubTarget
 from test_fetch import COMMIT, hub  # noqa: F401 - the loopback hub fixture
 
 REPO = "org/tiny-model"

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from akb.stats import accuracy_summary, bootstrap_ci
+from akb.scoring.stats import accuracy_summary, bootstrap_ci
 
 
 def test_interval_contains_mean_and_is_deterministic():

@@ -12,7 +12,7 @@ from scipy.signal import welch
 
 from akb.audio import SAMPLE_RATE, is_silent, load_audio
 from akb.data import synthetic as syn
-from akb.scoring import string_match
+from akb.scoring.answers import string_match
 from conftest import require_optional
 
 MMAU_KEYS = {"id", "audio_id", "question", "choices", "answer", "dataset", "task", "split", "category",

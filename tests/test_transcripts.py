@@ -9,14 +9,14 @@ from akb.captioners.whisper import WhisperCaptioner
 from akb.cli import main
 from akb.data.audio_bench import load_audio_benchmark
 from akb.data.synthetic import generate_split
-from akb.diagnostics import condition_audio
+from akb.diagnostics.conditions import condition_audio
 from akb.io import read_jsonl, write_jsonl
 from akb.lalm.distill import read_seeds
 from akb.lalm.grounded import Clip, GroundedLM, build_lalm, transcribe
 from akb.lalm.processor import LALMItem
 from akb.lalm.transcripts import read_transcripts
 from akb.models import ModelSpec
-from akb.probe import probe
+from akb.probe.run import probe
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning"),
               pytest.mark.usefixtures("one_torch_thread")]

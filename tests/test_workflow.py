@@ -197,7 +197,7 @@ def test_end_to_end_audio_grounded_stage(demo_run):
 def test_end_to_end_diagnostics(demo_run):
     import pandas as pd
 
-    from akb.diagnostics import FRAGMENT_CONDITIONS
+    from akb.diagnostics.conditions import FRAGMENT_CONDITIONS
 
     for condition in ["none", "backbone", "silence", *FRAGMENT_CONDITIONS]:
         rows = read_jsonl(demo_run / f"results/diagnostics/tiny-llama/synthetic/{condition}.jsonl")
@@ -227,7 +227,7 @@ def check_cascade_numbers(run, labels: dict[str, str]) -> None:
     per domain."""
     import pandas as pd
 
-    from akb.scoring import string_match
+    from akb.scoring.answers import string_match
 
     table = pd.read_csv(run / "results/tables/cascade.csv").set_index("llm")
     for model, label in labels.items():
@@ -248,7 +248,8 @@ def check_diagnostics_numbers(run, model: str, conditions: list[str]) -> None:
     metrics table's (written with 4 significant digits)."""
     import pandas as pd
 
-    from akb.data.audio_bench import grade_predictions, load_audio_benchmark
+    from akb.scoring.audio import grade_predictions
+    from akb.data.audio_bench import load_audio_benchmark
 
     items, _ = load_audio_benchmark(run / "resources/synthetic/test.json")
     files = {"full": run / f"results/grounded/{model}/synthetic.jsonl"}
@@ -279,8 +280,8 @@ def test_report_holds_tables_and_figures(demo_run):
 def test_paper_figures_need_no_models(tmp_path):
     import pandas as pd
 
-    from akb.metrics import correlations
-    from akb.paper import METRICS, paper_metrics
+    from akb.scoring.metrics import correlations
+    from akb.report.paper import METRICS, paper_metrics
 
     snakemake("paper_figures", "--cores", "1", "--configfile", str(ROOT / "config/config.yaml"),
               "--directory", str(tmp_path))
@@ -320,7 +321,7 @@ def _probe_fingerprint(workdir: Path, model: str) -> dict:
     from akb.config import load_config_file, model_entry, probe_settings
     from akb.data.bank import load_bank
     from akb.models import ModelSpec
-    from akb.probe import probe_fingerprint
+    from akb.probe.run import probe_fingerprint
 
     config = load_config_file(workdir / "e2e_config.yaml")
     spec = ModelSpec.from_config(model_entry(config, model))  # its resources are no part of the fingerprint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,14 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
                 f"invalid configuration:\n  config.models[{i}] ({entry['name']}): API models cannot give "
                 "log-likelihoods; set probe_mode: generate on the entry"
             )
+    if (config["grounded"]["backbones"] and not distill.get("desta_aqa") and distill["seeds"] == "synthetic"
+            and not config["synthetic"]["n_train"]):
+        raise ConfigError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
+                          "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
+    shared = sorted({a["name"] for a in config["audio_llms"]} & set(names))
+    if shared:  # both kinds of diagnostics run are written under results/diagnostics/<name>/
+        raise ConfigError(f"invalid configuration:\n  config.audio_llms: name(s) {shared} are also models[] "
+                          "names; their results would share results/diagnostics/<name>/: rename one")
     return config
 
 
@@ -183,6 +192,32 @@ def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 # Stages whose jobs load a model; a model's `resources` may hold a block per stage.
 MODEL_STAGES = ("probe", "cascade", "distill", "train", "evaluate", "diagnose", "bankgen")
+
+
+@functools.cache
+def _schema(schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    return yaml.safe_load(schema_path.read_text())
+
+
+def schema_default(key: str) -> Any:
+    """The schema's default of a setting, by its dotted key ("probe.batch_size"; "[]" steps into a
+    list's entries: "captioners.[].batch_size"): the one home of a default that the command-line
+    options of `akb` reuse."""
+    node = _schema()
+    for part in key.split("."):
+        node = node["items"] if part == "[]" else node["properties"][part]
+    if "default" not in node:
+        raise KeyError(f"{key}: the config schema gives no default")
+    return node["default"]
+
+
+def packaged_model_dir(config: dict[str, Any], name: str) -> list[str]:
+    """The converted directory of model `name` when it is a packaged model (a job input: it must
+    exist before the model runs), else nothing."""
+    from akb.models import PACKAGED_ROOT
+
+    entry = model_entry(config, name)
+    return [str(PACKAGED_ROOT / entry["source"])] if entry["backend"] == "packaged" else []
 
 
 def stage_resources(resources: dict[str, Any], stage: str, stages: tuple[str, ...]) -> dict[str, Any]:
@@ -217,6 +252,73 @@ def job_resources(resources: dict[str, Any], partitions: dict[str, Any], cpu_onl
     default = partitions["gpu"] if scheduled.get("gpu", 0) > 0 else partitions["cpu"]
     scheduled["slurm_partition"] = resources.get("partition") or default or ""
     return scheduled
+
+
+# Blocks that hold a config's scheduling settings (what a job asks the cluster for: GPUs, memory,
+# runtime, threads, nodes, partition): each entry's `resources` and the top-level `partitions`. They
+# decide where and how long a job runs, never what it writes, so they stay out of every job's
+# parameters: Snakemake reruns a finished job whose parameters change, and raising a job's memory
+# after it ran out must not rerun the others. (A test checks that the schema has no such key elsewhere.)
+SCHEDULING_BLOCKS = ("resources", "partitions")
+
+
+def job_settings(entry: dict[str, Any]) -> dict[str, Any]:
+    """A config entry (models[], captioners[], audio_llms[], the judge) as its jobs' parameters:
+    without its scheduling blocks. A job learns its GPUs from the rule's resources (`--gpus`)."""
+    return {k: v for k, v in entry.items() if k not in SCHEDULING_BLOCKS}
+
+
+def schema_key_paths(schema_path: Path = SCHEMA_PATH) -> list[tuple[str, ...]]:
+    """Every key path the schema describes, "*" standing for every entry of a list, e.g. ("models",
+    "*", "resources"); the keys inside a scheduling block are not listed, the block itself is."""
+    schema = _schema(schema_path)
+    found = set()
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        if "$ref" in node:  # local references only: "#/$defs/x", "#/properties/models/items"
+            target = schema
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            walk(target, path)
+        for name, sub in node.get("properties", {}).items():
+            found.add((*path, name))
+            if name not in SCHEDULING_BLOCKS:
+                walk(sub, (*path, name))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, "*"))
+        for branch in (*node.get("allOf", ()), *node.get("oneOf", ()), *node.get("anyOf", ())):
+            walk(branch, path)
+
+    walk(schema, ())
+    return sorted(found)
+
+
+def scheduling_paths(schema_path: Path = SCHEMA_PATH) -> list[tuple[str, ...]]:
+    """Where the schema puts scheduling blocks, e.g. ("models", "*", "resources"), ("diagnostics",
+    "judge", "resources"), ("partitions",)."""
+    return [path for path in schema_key_paths(schema_path) if path[-1] in SCHEDULING_BLOCKS]
+
+
+def without_scheduling(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a validated `config` without any scheduling block: the parameters of a job that
+    reads the whole config (the readiness check) and does not depend on where jobs run."""
+    config = copy.deepcopy(config)
+    for *parents, block in scheduling_paths():
+        for holder in _values_at(config, parents):
+            if isinstance(holder, dict):
+                holder.pop(block, None)
+    return config
+
+
+def _values_at(value: Any, path: list[str]):
+    """The values at a key path of scheduling_paths in `value` (none where a block is absent or null)."""
+    if not path:
+        yield value
+    elif path[0] == "*" and isinstance(value, list):
+        for item in value:
+            yield from _values_at(item, path[1:])
+    elif isinstance(value, dict) and value.get(path[0]) is not None:
+        yield from _values_at(value[path[0]], path[1:])
 
 
 def probe_settings(config: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 # Building an AKB-style benchmark: generation -> automatic checks -> review sheet -> (decisions) ->
 # verified, released bank. `snakemake bankgen` runs it; the `all` target does not.
 from akb.bankgen.settings import (bankgen_targets, check_bankgen, crosscheck_models, decisions_path, existing_file,
-                                  generator_inputs, packaged_model_dir)
-from akb.models.packaged import PACKAGED_MODELS
+                                  generator_inputs)
+from akb.assets.packaged import PACKAGED_MODELS
 
 BANKGEN = config["bankgen"]
 try:
@@ -36,7 +36,7 @@ rule bankgen_generate:
     log:
         f"logs/bankgen/{BANKGEN['name']}/generate_{{generator}}.log",
     params:
-        model=model_json("bankgen", "generator"),
+        model=model_json("generator"),
         settings=BANKGEN_JSON,
         seed=config["seed"],
     threads: model_resource("threads", "bankgen", "generator")
@@ -49,7 +49,8 @@ rule bankgen_generate:
         "../../envs/models.yaml"
     shell:
         "python -m akb bankgen-generate --model {params.model:q} --settings {params.settings:q} "
-        "--seed {params.seed} --threads {threads} --out {output.candidates} --rejects {output.rejects} > {log} 2>&1"
+        "--seed {params.seed} --threads {threads} --gpus {resources.gpu} --out {output.candidates} "
+        "--rejects {output.rejects} > {log} 2>&1"
 
 
 rule bankgen_screen:
@@ -86,7 +87,7 @@ rule bankgen_crosscheck:
     log:
         f"logs/bankgen/{BANKGEN['name']}/crosscheck_{{checker}}.log",
     params:
-        model=model_json("probe", "checker"),
+        model=model_json("checker"),
         mode=lambda w: probe_settings(config, w.checker)["mode"],
         batch_size=lambda w: probe_settings(config, w.checker)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.checker)["max_new_tokens"],
@@ -101,7 +102,7 @@ rule bankgen_crosscheck:
     shell:
         "python -m akb probe --bank {input.bank} --model {params.model:q} --mode {params.mode} "
         "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
-        "--out {output} > {log} 2>&1"
+        "--gpus {resources.gpu} --out {output} > {log} 2>&1"
 
 
 rule bankgen_report:

@@ -84,7 +84,7 @@ rule caption_benchmark:
         runtime=captioner_resource("runtime"),
         slurm_partition=captioner_resource("slurm_partition"),
     conda:
-        "../../envs/audio.yaml"
+        "../../envs/models.yaml"
     shell:
         "python -m akb caption {params.args} --captioner {params.captioner:q} "
         "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
@@ -104,7 +104,7 @@ rule cascade_model:
         shard_path("logs/cascade/{captioner}/{model}/{benchmark}.log", CASCADE_SHARDS),
     params:
         args=audio_benchmark_args,
-        model=model_json("cascade"),
+        model=model_json(),
         mode=cascade_mode,
         batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
@@ -119,7 +119,7 @@ rule cascade_model:
     shell:
         "python -m akb cascade {params.args} --captions {input.captions} --model {params.model:q} "
         "--mode {params.mode} --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
-        f"--threads {{threads}}{CASCADE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
+        f"--threads {{threads}} --gpus {{resources.gpu}}{CASCADE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
 
 
 if CASCADE_SHARDS > 1:

@@ -14,17 +14,18 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 from akb.captioners.api import caption_prompt_path
 from akb.captioners.file import caption_file_path
 from akb.config import (
-    CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, job_resources, main_captioner,
-    model_entry, probe_settings, stage_entry, stage_resources, validate_config,
+    CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, job_resources, job_settings,
+    main_captioner, model_entry, packaged_model_dir, probe_settings, stage_entry, stage_resources, validate_config,
+    without_scheduling,
 )
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.data.desta_aqa import is_hub_source
 from akb.data.hf_bench import METADATA_NAME as HF_METADATA_NAME, is_hf_source
 from akb.data.fetch import fetch_paths
-from akb.diagnostics import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
+from akb.diagnostics.conditions import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
 from akb.models.base import ModelSpec
-from akb.study_figures import scatter_stem
+from akb.report.study import scatter_stem
 
 prepare_job_environment(WORKFLOW_DIR)
 
@@ -65,10 +66,6 @@ GROUNDED_BENCHMARKS = (GROUNDED["benchmarks"] or list(AUDIO_BENCHMARKS)) if GROU
 # DeSTA-AQA5M seeds (grounded.distill.desta_aqa): converted by convert_desta_seeds, replacing `seeds`.
 DESTA_AQA = GROUNDED["distill"].get("desta_aqa")
 DESTA_SEEDS = "resources/desta_aqa/seeds.jsonl"
-if (GROUNDED_MODELS and not DESTA_AQA and GROUNDED["distill"]["seeds"] == "synthetic"
-        and not config["synthetic"]["n_train"]):
-    raise WorkflowError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
-                        "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
 
 
 def imported_benchmark_dir(name):
@@ -121,8 +118,7 @@ def captioner_entry(name):
 
 
 def captioner_json(wildcards):
-    entry = dict(CAPTIONERS[wildcards.captioner])
-    entry.pop("resources")  # scheduling only: changing it must not rerun the captions
+    entry = job_settings(CAPTIONERS[wildcards.captioner])  # scheduling only: changing it must not rerun the captions
     entry.pop("models", None)  # who reads the captions does not change them
     if entry["backend"] == "file":
         entry["path"] = str(caption_file_path(entry["path"], wildcards.benchmark))
@@ -154,17 +150,11 @@ def cascade_score_files():
     return [f"results/cascade/{c}/{m}/{b}_scores.json" for c, m in CASCADE_PAIRS for b in AUDIO_BENCHMARKS]
 
 
-def model_json(stage, wildcard="model"):
-    """The entry of the model named by `wildcard` for one stage's jobs (its resources tell the
-    loader how many GPUs it has)."""
-    return lambda wildcards: json.dumps(loader_entry(stage_entry(config, wildcards[wildcard], stage)))
-
-
-def loader_entry(entry):
-    """A stage's model entry (stage_entry) as its job's parameters: without `partition`, where the
-    job runs, so that setting one reruns nothing."""
-    entry.get("resources", {}).pop("partition", None)
-    return entry
+def model_json(wildcard="model"):
+    """The entry of the model named by `wildcard` as its jobs' parameters, the same in every stage:
+    without its resources, so that raising a job's memory or runtime reruns no finished job. The
+    loader learns the job's GPUs from the command (`--gpus {resources.gpu}`)."""
+    return lambda wildcards: json.dumps(job_settings(model_entry(config, wildcards[wildcard])))
 
 
 def model_resource(key, stage, wildcard="model"):
@@ -187,9 +177,7 @@ def captioner_resource(key):
 
 
 def model_files(wildcards):
-    """A packaged model's converted directory must exist before the model runs."""
-    entry = model_entry(config, wildcards.model)
-    return [f"resources/models/{entry['source']}"] if entry["backend"] == "packaged" else []
+    return packaged_model_dir(config, wildcards.model)
 
 
 def model_labels(names):
@@ -212,11 +200,7 @@ AUDIO_LLM_BENCHMARKS = (config["diagnostics"]["benchmarks"] or list(AUDIO_BENCHM
 AUDIO_LLM_CONDITIONS = [*PROTOCOL_CONDITIONS, *config["diagnostics"]["extra_conditions"]] if AUDIO_LLMS else []
 JUDGE = config["diagnostics"]["judge"]
 GLITTERS_COMPARISON = expand("results/tables/glitters_comparison.{ext}", ext=["csv", "md", "tex", "png", "pdf"])
-# Both kinds of run are written under results/diagnostics/{name}/: one name, one audio LLM.
-_shared_names = sorted(set(AUDIO_LLMS) & {m["name"] for m in config["models"]})
-if _shared_names:
-    raise WorkflowError(f"invalid configuration:\n  config.audio_llms: name(s) {_shared_names} are also models[] "
-                        "names; their results would share results/diagnostics/<name>/: rename one")
+# Both kinds of run are written under results/diagnostics/{name}/ (config.py refuses a shared name).
 
 
 def audio_llm_run(audio_llm, benchmark, condition, judged=False):
@@ -225,17 +209,18 @@ def audio_llm_run(audio_llm, benchmark, condition, judged=False):
 
 
 def audio_llm_json(wildcards):
-    # Without its partition: where the job runs is no parameter of its answers.
-    return json.dumps(loader_entry(json.loads(json.dumps(AUDIO_LLMS[wildcards.audio_llm]))))
+    # Without its resources: where and how long the job runs is no parameter of its answers.
+    return json.dumps(job_settings(AUDIO_LLMS[wildcards.audio_llm]))
 
 
 def text_backbone_option(wildcards):
     """`--text-backbone <entry>` for the backbone condition (the question alone to the audio LLM's
-    text LLM, as the models[] entry's diagnose stage sees it); nothing for the others."""
+    text LLM, its models[] entry without resources: the job's are its diagnose stage's, see
+    audio_llm_resource); nothing for the others."""
     if wildcards.condition != BACKBONE:
         return ""
     name = AUDIO_LLMS[wildcards.audio_llm]["text_backbone"]
-    return f"--text-backbone {shlex.quote(json.dumps(loader_entry(stage_entry(config, name, 'diagnose'))))}"
+    return f"--text-backbone {shlex.quote(json.dumps(job_settings(model_entry(config, name))))}"
 
 
 def audio_llm_max_new_tokens(wildcards):

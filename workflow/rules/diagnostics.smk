@@ -19,7 +19,7 @@ rule diagnose_condition:
         "logs/diagnostics/{model}/{benchmark}/{condition}.log",
     params:
         args=audio_benchmark_args,
-        model=model_json("diagnose"),
+        model=model_json(),
         grounded=grounded_json(),
         mode=evaluate_mode,
         batch_size=GROUNDED["evaluate"]["batch_size"],
@@ -39,7 +39,7 @@ rule diagnose_condition:
         "--grounded {params.grounded:q} --condition {wildcards.condition} --min-fragment-samples {params.min_samples} "
         "{params.transcripts} "
         "--mode {params.mode} --batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        "--threads {threads} --gpus {resources.gpu} --out {output} > {log} 2>&1"
 
 
 rule evaluate_audio_llm:
@@ -72,7 +72,7 @@ rule evaluate_audio_llm:
         "python -m akb evaluate-audio-llm {params.args} --audio-llm {params.audio_llm:q} "
         "--condition {wildcards.condition} {params.backbone} --min-fragment-samples {params.min_samples} "
         "--prompt-style glitters --max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        "--threads {threads} --gpus {resources.gpu} --out {output} > {log} 2>&1"
 
 
 rule judge_audio_llm:
@@ -88,7 +88,7 @@ rule judge_audio_llm:
         "logs/diagnostics/{audio_llm}/{benchmark}/{condition}.judge.log",
     params:
         args=audio_benchmark_args,
-        judge=lambda w: json.dumps(loader_entry(json.loads(json.dumps(JUDGE)))),
+        judge=lambda w: json.dumps(job_settings(JUDGE)),
         version=config["diagnostics"]["judge_prompt_version"],
     resources:
         gpu=0,

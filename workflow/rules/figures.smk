@@ -85,7 +85,7 @@ rule paper_figures:
             table=["metrics", "table1_akb2000", "table2_cascade", "table3_grounded"],
             ext=["csv", "md", "tex"],
         ),
-        # "All That Glitters Is Not Audio" (akb.glitters): Table 1, retention, item decomposition.
+        # "All That Glitters Is Not Audio" (akb.report.glitters): Table 1, retention, item decomposition.
         glitters_table1=report(
             "results/paper/glitters/table1.md",
             caption="../report/glitters_table1.rst",

@@ -34,7 +34,7 @@ if DESTA_AQA:
 
 
 # Sharded distillation (grounded.distill.shards = N > 1): N jobs per backbone, each on whole batches
-# of the unsharded run (akb.shards), then a merge into the file one job writes, byte for byte. Unset
+# of the unsharded run (akb.probe.shards), then a merge into the file one job writes, byte for byte. Unset
 # or 1: the rule, its command and parameters are exactly as before (so nothing finished reruns).
 DISTILL_SHARDS = GROUNDED["distill"].get("shards") or 1
 
@@ -60,7 +60,7 @@ rule distill_data:
         question_mode=distill_question_mode,
         batch_size=GROUNDED["distill"]["batch_size"],
         max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
-        model=model_json("distill"),
+        model=model_json(),
         seed=config["seed"],
     threads: model_resource("threads", "distill")
     resources:
@@ -74,7 +74,8 @@ rule distill_data:
         "python -m akb distill --seeds {params.seeds} {params.root} --prompts {params.prompts:q} "
         "--prompts-per-clip {params.per_clip} {params.questions} --question-mode {params.question_mode} "
         "--seed {params.seed} --model {params.model:q} "
-        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads}"
+        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
+        "--gpus {resources.gpu}"
         f"{' {params.part}' if DISTILL_SHARDS > 1 else ''} "
         "--out {output} > {log} 2>&1"
 
@@ -176,7 +177,7 @@ rule train_lalm:
     log:
         "logs/grounded/{model}/train.log",
     params:
-        model=model_json("train"),
+        model=model_json(),
         grounded=grounded_json(),
         transcripts=transcript_option,
     threads: model_resource("threads", "train")
@@ -214,8 +215,9 @@ if PARALLEL_TRAINED:
         wildcard_constraints:
             model=_one_of(PARALLEL_TRAINED),
         params:
+            # A parameter on purpose, unlike other resources: its GPUs and nodes set the global batch.
             launcher=lalm_launcher,
-            model=model_json("train"),
+            model=model_json(),
             grounded=grounded_json(),
             transcripts=transcript_option,
         threads: model_resource("threads", "train")
@@ -258,7 +260,7 @@ rule evaluate_lalm:
         "logs/grounded/{model}/{benchmark}.log",
     params:
         args=audio_benchmark_args,
-        model=model_json("evaluate"),
+        model=model_json(),
         grounded=grounded_json(),
         transcripts=transcript_option,
         mode=evaluate_mode,
@@ -275,8 +277,8 @@ rule evaluate_lalm:
     shell:
         "python -m akb evaluate {params.args} --checkpoint {input.checkpoint} --model {params.model:q} "
         "--grounded {params.grounded:q} --condition full {params.transcripts} --mode {params.mode} "
-        "--batch-size {params.batch_size} "
-        "--max-new-tokens {params.max_new_tokens} --threads {threads} --out {output} > {log} 2>&1"
+        "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} --threads {threads} "
+        "--gpus {resources.gpu} --out {output} > {log} 2>&1"
 
 
 rule score_grounded:

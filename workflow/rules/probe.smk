@@ -4,7 +4,7 @@
 # whole batches of the unsharded run, writing .../shards/{name}.{shard}-of-N.jsonl; a merge job
 # (gather) writes the unsharded run's file, byte for byte, so everything downstream is unchanged.
 # With N = 1 the rules, their commands (so Snakemake's rerun triggers) and the jobs are as before.
-from akb.shards import shard_path, shard_paths
+from akb.probe.shards import shard_path, shard_paths
 
 PROBE_SHARDS = config["probe"]["shards"]
 PROBE_SHARD_OPTION = f" --shard {{wildcards.shard}}/{PROBE_SHARDS}" if PROBE_SHARDS > 1 else ""
@@ -25,7 +25,7 @@ rule probe_model:
     log:
         shard_path("logs/probe/{model}/{bank}.log", PROBE_SHARDS),
     params:
-        model=model_json("probe"),
+        model=model_json(),
         mode=lambda w: probe_settings(config, w.model)["mode"],
         batch_size=lambda w: probe_settings(config, w.model)["batch_size"],
         max_new_tokens=lambda w: probe_settings(config, w.model)["max_new_tokens"],
@@ -40,7 +40,7 @@ rule probe_model:
     shell:
         "python -m akb probe --bank {input.bank} --model {params.model:q} --mode {params.mode} "
         "--batch-size {params.batch_size} --max-new-tokens {params.max_new_tokens} "
-        f"--threads {{threads}}{PROBE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
+        f"--threads {{threads}} --gpus {{resources.gpu}}{PROBE_SHARD_OPTION} --out {{output}} > {{log}} 2>&1"
 
 
 if PROBE_SHARDS > 1:

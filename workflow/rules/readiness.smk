@@ -13,14 +13,15 @@ rule check_readiness:
     log:
         "logs/readiness.log",
     params:
-        # Recheck when the config changes. A function, so "{benchmark}" in a caption path is not
-        # taken for a wildcard.
-        config=lambda wildcards: json.dumps(config, sort_keys=True),
+        # Recheck when the config changes, but not its resources (nothing here depends on them, and
+        # raising a job's memory must rerun nothing). A function, so "{benchmark}" in a caption path
+        # is not taken for a wildcard.
+        config=lambda wildcards: json.dumps(without_scheduling(config), sort_keys=True),
     run:
         # In this process, on the config exactly as the workflow validated it (a --configfile
         # replaces the demo one): a shell command would have to carry the whole config, and
         # Snakemake prints a failed command in full, burying the list.
-        from akb.readiness import check_for_workflow
+        from akb.assets.readiness import check_for_workflow
 
         check_for_workflow(config, output[0], log[0])
 

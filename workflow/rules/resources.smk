@@ -33,7 +33,7 @@ rule prepare_bank:
         columns=json.dumps(config["bank"]["columns"]),
         limit=f"--limit {config['bank']['limit']}" if config["bank"]["limit"] else "",
     conda:
-        "../../envs/tables.yaml"
+        "../../envs/audio.yaml"
     shell:
         "python -m akb prepare-bank --source {params.source:q} --format {params.format} "
         "--split {params.split:q} --columns {params.columns:q} {params.limit} --out {output} > {log} 2>&1"

@@ -9,13 +9,13 @@ imported when a backend is first looked up, so adding a backend is adding one fi
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 
 import numpy as np
 
-AUDIO_LLM_BACKENDS: dict[str, type[AudioLLM]] = {}
+from akb.registry import Registry
+
+AUDIO_LLM_BACKENDS: Registry[type[AudioLLM]] = Registry("audio LLM", "backend", "akb.audio_llms.backends")
 
 
 class AudioLLM(ABC):
@@ -47,34 +47,21 @@ def register(backend: str):
     """Class decorator: make `cls` the audio LLM backend called `backend` in configs."""
 
     def decorate(cls: type[AudioLLM]) -> type[AudioLLM]:
-        if backend in AUDIO_LLM_BACKENDS and AUDIO_LLM_BACKENDS[backend] is not cls:
-            raise ValueError(f"audio LLM backend {backend!r} registered twice")
+        AUDIO_LLM_BACKENDS.add(backend, cls)
         cls.backend = backend
-        AUDIO_LLM_BACKENDS[backend] = cls
         return cls
 
     return decorate
 
 
-def _import_backends() -> None:
-    from akb.audio_llms import backends
-
-    for module in pkgutil.iter_modules(backends.__path__):
-        importlib.import_module(f"{backends.__name__}.{module.name}")
-
-
 def backend_names() -> list[str]:
-    _import_backends()
-    return sorted(AUDIO_LLM_BACKENDS)
+    return AUDIO_LLM_BACKENDS.names()
 
 
 def load_audio_llm(entry: dict) -> AudioLLM:
     """The backend of an `audio_llms` config entry, loaded."""
-    _import_backends()
-    name, backend = entry.get("name", "?"), entry.get("backend")
-    if backend not in AUDIO_LLM_BACKENDS:
-        raise ValueError(f"audio LLM {name}: unknown backend {backend!r}; one of {sorted(AUDIO_LLM_BACKENDS)}")
-    return AUDIO_LLM_BACKENDS[backend].from_entry(entry)
+    backend = AUDIO_LLM_BACKENDS.get(entry.get("backend"), f"audio LLM {entry.get('name', '?')}")
+    return backend.from_entry(entry)
 
 
 __all__ = ["AUDIO_LLM_BACKENDS", "AudioLLM", "backend_names", "load_audio_llm", "register"]

@@ -1,8 +1,8 @@
 """`akb evaluate-audio-llm`: a published audio LLM answers an audio benchmark under one condition.
 
-The backend is put behind the text-model interface (`AudioLLMView`), so `akb.probe.probe` writes the
+The backend is put behind the text-model interface (`AudioLLMView`), so `akb.probe.run.probe` writes the
 rows: the same format, answer extraction, resumable partial file and error rows as `akb evaluate`,
-which `akb score-audio` and `akb diagnose` read unchanged. Conditions (akb.diagnostics):
+which `akb score-audio` and `akb diagnose` read unchanged. Conditions (akb.diagnostics.analysis):
 `full` (the clip), `none` (the prompt with no audio placeholder at all), `fragment-N-k` (piece k of
 the clip cut into N; a clip too short to cut is an error row, never padded) and `backbone` (the
 question alone to the text backbone, a `models` entry run by akb.models.load_model).
@@ -17,6 +17,7 @@ import numpy as np
 from akb.audio_llms import AudioLLM, load_audio_llm
 from akb.data.items import MCQItem
 from akb.lalm.grounded import AudioPrompt
+from akb.models import PACKAGED_ROOT
 from akb.models.base import Continuation, LanguageModel, ModelSpec
 
 FRAMES_PER_SECOND = 100  # clip length counts as 10 ms frames when sorting requests by length
@@ -66,7 +67,7 @@ class AudioLLMView(LanguageModel):
 
 
 def check_condition(condition: str) -> None:
-    from akb.diagnostics import EXTRA_CONDITIONS, FULL, NONE, parse_fragment_condition
+    from akb.diagnostics.conditions import EXTRA_CONDITIONS, FULL, NONE, parse_fragment_condition
 
     parsed = parse_fragment_condition(condition)
     if condition not in (FULL, NONE, *EXTRA_CONDITIONS) and (parsed is None or not 0 <= parsed[1] < parsed[0]):
@@ -76,14 +77,16 @@ def check_condition(condition: str) -> None:
 
 def evaluate_audio_llm(items: list[MCQItem], entry: dict, condition: str, out: str | Path, *,
                        prompt_style: str = "glitters", max_new_tokens: int = 32, batch_size: int = 8,
-                       text_backbone: dict | None = None, packaged_root: str | Path = "resources/models",
-                       min_fragment_samples: int | None = None, llm: AudioLLM | None = None) -> None:
+                       text_backbone: dict | None = None, packaged_root: str | Path = PACKAGED_ROOT,
+                       min_fragment_samples: int | None = None, llm: AudioLLM | None = None,
+                       gpus: int | None = None) -> None:
     """Write one prediction row per item to `out` (resuming from `<out>.partial`). `llm` may be given
-    already loaded (tests, reuse across conditions); otherwise the entry's backend is loaded."""
-    from akb.diagnostics import BACKBONE, MIN_FRAGMENT_SAMPLES
+    already loaded (tests, reuse across conditions); otherwise the entry's backend is loaded.
+    `gpus`: the job's GPUs, over which the text backbone is spread (backbone condition)."""
+    from akb.diagnostics.conditions import BACKBONE, MIN_FRAGMENT_SAMPLES, condition_clips
     from akb.models import load_model
-    from akb.probe import probe
-    from akb.prompts import styled_spec
+    from akb.probe.run import probe
+    from akb.probe.prompts import styled_spec
 
     inputs = {"condition": condition, "audio_llm": entry.get("name")}
     if condition == BACKBONE:
@@ -94,7 +97,7 @@ def evaluate_audio_llm(items: list[MCQItem], entry: dict, condition: str, out: s
         if declared and text_backbone.get("name") != declared:
             raise ValueError(f"audio LLM {entry.get('name')}: text_backbone is {declared!r}, "
                              f"but the models[] entry given is {text_backbone.get('name')!r}")
-        spec = styled_spec(ModelSpec.from_config(text_backbone), prompt_style)
+        spec = styled_spec(ModelSpec.from_config(text_backbone, gpus), prompt_style)
         model = load_model(spec, Path(packaged_root), generation_only=True)
         probe(model, items, out, "generate", batch_size, max_new_tokens, style=prompt_style, inputs=inputs)
         return
@@ -104,8 +107,6 @@ def evaluate_audio_llm(items: list[MCQItem], entry: dict, condition: str, out: s
         raise ValueError(f"prompt style {prompt_style!r} brings a system prompt; audio LLM backends send none")
     llm = llm or load_audio_llm(entry)
     min_samples = MIN_FRAGMENT_SAMPLES if min_fragment_samples is None else min_fragment_samples
-    from akb.diagnostics import condition_clips
-
     clips, errors = condition_clips(items, condition, llm.sample_rate, min_samples)
     probe(AudioLLMView(spec, llm, clips), items, out, "generate", batch_size, max_new_tokens, errors=errors,
           style=prompt_style, inputs=inputs)

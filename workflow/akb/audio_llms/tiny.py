@@ -2,7 +2,8 @@
 offline demos run the real code paths with them. Their replies are noise; identical seeds give
 identical models. Each builder returns (model, processor) with a processor of the real kind (the
 real feature extractor, an offline-trained byte-level BPE tokenizer carrying the family's special
-tokens, and a chat template modelled on the published one)."""
+tokens, and a chat template modelled on the published one; Voxtral's instead has mistral-common's
+tokenizer, reading a tiny tekken.json, as the published checkpoint does)."""
 
 from __future__ import annotations
 
@@ -214,3 +215,82 @@ def tiny_qwen2_5_omni_thinker(seed: int = 0):
     )
     torch.manual_seed(seed)
     return Qwen2_5OmniThinkerForConditionalGeneration(config).eval(), processor
+
+
+# Voxtral's tokenizer: mistral-common's tekken format (byte-level BPE on tiktoken). Special tokens sit
+# below the byte vocabulary at the published ranks the model and processor rely on: VoxtralProcessor
+# takes id 24 as [AUDIO]; [BEGIN_AUDIO] opens each clip; instruct tokenizers v7+ need [TRANSCRIBE],
+# v11 [ARGS] and [CALL_ID]. Unnamed ranks are filled with <SPECIAL_n> by mistral-common itself.
+TEKKEN_PATTERN = (  # the published tekken.json's pre-tokenizer
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+VOXTRAL_SPECIAL_RANKS = {24: "audio", 25: "begin_audio", 32: "args", 33: "call_id", 34: "transcribe"}
+VOXTRAL_NUM_SPECIAL = 40
+
+
+def tiny_tekken(num_special: int = VOXTRAL_NUM_SPECIAL) -> dict:
+    """A tekken.json (v11) with Voxtral's audio settings (16 kHz, 12.5 audio tokens per second, clips
+    padded to 30 s windows of 128-bin mel frames) over the 256 single bytes, without merges."""
+    import base64
+
+    from mistral_common.tokens.tokenizers.base import SpecialTokens
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+    special = [dict(token) for token in Tekkenizer.DEPRECATED_SPECIAL_TOKENS]  # ranks 0-19: <unk>, <s>, </s>, [INST]...
+    special += [{"rank": rank, "token_str": getattr(SpecialTokens, name).value, "is_control": True}
+                for rank, name in VOXTRAL_SPECIAL_RANKS.items()]
+    taken = {token["rank"] for token in special}
+    special += [{"rank": rank, "token_str": Tekkenizer.SPECIAL_TOKEN_TEMPLATE.format(id=rank), "is_control": True}
+                for rank in range(num_special) if rank not in taken]
+    vocab = [{"rank": i, "token_bytes": base64.b64encode(bytes([i])).decode("ascii"), "token_str": None}
+             for i in range(256)]
+    return {
+        "config": {"pattern": TEKKEN_PATTERN, "num_vocab_tokens": len(vocab), "version": "v11",
+                   "default_vocab_size": len(vocab) + num_special, "default_num_special_tokens": num_special},
+        "vocab": vocab,
+        "special_tokens": sorted(special, key=lambda token: token["rank"]),
+        "audio": {"sampling_rate": 16_000, "frame_rate": 12.5, "chunk_length_s": 30.0,
+                  "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}},
+    }
+
+
+def tiny_voxtral(seed: int = 0, directory=None):
+    """(model, processor): a random VoxtralForConditionalGeneration (1-layer 32-wide Whisper-style
+    encoder over 30 s windows, 2-layer 64-wide Llama decoder) with a VoxtralProcessor of the real kind:
+    a 128-bin Whisper feature extractor and mistral-common's tokenizer (MistralCommonBackend) reading
+    a tiny tekken.json written to `directory` (default: a temporary one, removed at exit), where
+    save_pretrained finds it again. Needs mistral-common (the `voxtral` extra)."""
+    import atexit
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from transformers import VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor, WhisperFeatureExtractor
+    from transformers.tokenization_mistral_common import MistralCommonBackend
+
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="tiny-voxtral-")
+        atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "tekken.json"
+    path.write_text(json.dumps(tiny_tekken()))
+    tokenizer = MistralCommonBackend(path)
+    processor = VoxtralProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer)
+    config = VoxtralConfig(
+        # The projector stacks 4 encoder frames into one text position: intermediate_size is 4 x hidden_size,
+        # and the 1500 positions of a 30 s window become its 375 [AUDIO] tokens.
+        audio_config={"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2,
+                      "num_mel_bins": 128, "max_source_positions": 1500},
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id},
+        audio_token_id=processor.audio_token_id,
+    )
+    torch.manual_seed(seed)
+    model = VoxtralForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, processor

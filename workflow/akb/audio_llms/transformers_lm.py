@@ -97,9 +97,10 @@ def eos_token_ids(model, tokenizer, who: str) -> list[int]:
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
-    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
-        ids.append(end_of_turn)
+    # Asked through the vocabulary: mistral-common's tokenizer (Voxtral) logs a failure for every
+    # unknown token converted.
+    if END_OF_TURN in tokenizer.get_vocab():
+        ids.append(tokenizer.convert_tokens_to_ids(END_OF_TURN))
     ids = list(dict.fromkeys(ids))
     if not ids:
         raise ValueError(f"{who}: neither the model nor the tokenizer names an end-of-sequence token")

@@ -3,46 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
 from akb.io import read_jsonl, write_json, write_jsonl
+from akb.job_env import set_threads
+from akb.options import add_model_runtime, json_arg
 
 log = logging.getLogger("akb")
 
 
 def cmd_generate(args) -> int:
-    from akb.bankgen.generate import generate_candidates
-    from akb.bankgen.prompts import build_requests, load_prompt
-    from akb.bankgen.taxonomy import load_taxonomy
-    from akb.cli import _set_threads
-    from akb.data.bank import load_bank
-    from akb.models import ModelSpec, load_model
+    from akb.bankgen.generate import generate_bank_candidates
 
-    _set_threads(args.threads)
-    s = args.settings
-    template = load_prompt(s["prompt"])
-    subcategories = load_taxonomy(s["taxonomy"], s["subcategories"])
-    examples = load_bank(s["existing_bank"]) if s["examples"] else []
-    spec = ModelSpec.from_config(args.model)
-    requests = build_requests(spec.name, subcategories, template, s["n_per_subcategory"], s["per_request"],
-                              examples, s["examples"], args.seed)
-    if template.system is not None:  # the prompt file's system message replaces the model's own
-        spec = dataclasses.replace(spec, chat=dataclasses.replace(spec.chat, system_prompt=template.system))
-    model = load_model(spec, Path(args.packaged_root), generation_only=True)  # vLLM may generate
-    generate_candidates(model, requests, args.model, s["cache_dir"], args.out, args.rejects, s["batch_size"],
-                        s["max_new_tokens"], template.prefill if s["prefill"] else "")
+    set_threads(args.threads)
+    generate_bank_candidates(args.settings, args.model, args.out, args.rejects, gpus=args.gpus, seed=args.seed,
+                             packaged_root=args.packaged_root)
     return 0
 
 
 def cmd_screen(args) -> int:
     from akb.bankgen.embed import load_embedder
     from akb.bankgen.screen import screen_candidates
-    from akb.cli import _set_threads
     from akb.data.bank import load_bank
 
-    _set_threads(args.threads)
+    set_threads(args.threads)
     s = args.settings
     candidates = [c for path in args.candidates for c in read_jsonl(path)]
     embedder = load_embedder(s["embedding"]["model"], args.packaged_root)
@@ -105,12 +90,11 @@ def _model_path(text: str) -> tuple[str, str]:
     return name, path
 
 
-def add_bankgen_parsers(sub, json_arg) -> None:
-    def settings(p):
+def add_commands(sub) -> None:
+    def settings(p, gpus=True):
         p.add_argument("--settings", type=json_arg, required=True, help="the config's `bankgen` block as JSON")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--packaged-root", default="resources/models")
-        p.add_argument("--threads", type=int, default=None)
+        add_model_runtime(p, gpus)
 
     p = sub.add_parser("bankgen-generate", help="a generator writes candidate questions per subcategory; cached")
     settings(p)
@@ -120,7 +104,7 @@ def add_bankgen_parsers(sub, json_arg) -> None:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("bankgen-screen", help="format, near-duplicate and letter-balance checks of candidates")
-    settings(p)
+    settings(p, gpus=False)  # its embedding model runs on the CPU
     p.add_argument("--candidates", nargs="+", required=True)
     p.add_argument("--out", required=True, help="surviving candidates as bank records (JSONL)")
     p.add_argument("--removed", required=True, help="removed candidates with the check and reason (JSONL)")

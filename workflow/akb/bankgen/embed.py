@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from akb.models import PACKAGED_ROOT
+
 TFIDF = "tfidf"
 
 
@@ -77,7 +79,7 @@ class CharNgramEmbedder(Embedder):
         return matrix / np.where(norms == 0, 1, norms)
 
 
-def load_embedder(source: str, packaged_root: str | Path = "resources/models") -> Embedder:
+def load_embedder(source: str, packaged_root: str | Path = PACKAGED_ROOT) -> Embedder:
     """`tfidf`, a packaged model name (resources/models/{name}), or a model directory."""
     if source == TFIDF:
         return CharNgramEmbedder()

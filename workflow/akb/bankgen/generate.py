@@ -8,6 +8,7 @@ reuses a stale answer. API models keep their own request cache as well."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,8 +20,9 @@ from tqdm import tqdm
 from akb.bankgen.parse import parse_output
 from akb.bankgen.prompts import Request
 from akb.io import write_json, write_jsonl
+from akb.models import PACKAGED_ROOT
 from akb.models.base import LanguageModel
-from akb.probe import length_sorted_batches
+from akb.probe.run import length_sorted_batches
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +93,26 @@ def generate_candidates(model: LanguageModel, requests: list[Request], model_ent
              len(rejects))
     write_jsonl(rejects_out, rejects)
     write_jsonl(out, candidates)
+
+
+def generate_bank_candidates(settings: dict, model_entry: dict, out: str | Path, rejects: str | Path,
+                             gpus: int | None = None, seed: int = 0, packaged_root: str | Path = PACKAGED_ROOT) -> None:
+    """`akb bankgen-generate`: one generator (a `models` entry) writes candidate questions for every
+    subcategory of the `bankgen` settings, with the prompt file's system message and prefill."""
+    from akb.bankgen.prompts import build_requests, load_prompt
+    from akb.bankgen.taxonomy import load_taxonomy
+    from akb.data.bank import load_bank
+    from akb.models import ModelSpec, load_model
+
+    s = settings
+    template = load_prompt(s["prompt"])
+    subcategories = load_taxonomy(s["taxonomy"], s["subcategories"])
+    examples = load_bank(s["existing_bank"]) if s["examples"] else []
+    spec = ModelSpec.from_config(model_entry, gpus)
+    requests = build_requests(spec.name, subcategories, template, s["n_per_subcategory"], s["per_request"],
+                              examples, s["examples"], seed)
+    if template.system is not None:  # the prompt file's system message replaces the model's own
+        spec = dataclasses.replace(spec, chat=dataclasses.replace(spec.chat, system_prompt=template.system))
+    model = load_model(spec, Path(packaged_root), generation_only=True)  # vLLM may generate
+    generate_candidates(model, requests, model_entry, s["cache_dir"], out, rejects, s["batch_size"],
+                        s["max_new_tokens"], template.prefill if s["prefill"] else "")

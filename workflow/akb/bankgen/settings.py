@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from akb.config import ConfigError, model_entry
+from akb.config import ConfigError, model_entry, packaged_model_dir
 
 
 def check_bankgen(config: dict[str, Any]) -> None:
@@ -39,12 +39,6 @@ def decisions_path(settings: dict[str, Any]) -> str:
 def existing_file(path: str) -> list[str]:
     """A local input file as a job input (edits rerun the step); a missing one is reported by the job."""
     return [path] if Path(path).is_file() else []
-
-
-def packaged_model_dir(config: dict[str, Any], name: str) -> list[str]:
-    """A packaged model's converted directory, which must exist before the model runs."""
-    entry = model_entry(config, name)
-    return [f"resources/models/{entry['source']}"] if entry["backend"] == "packaged" else []
 
 
 def generator_inputs(config: dict[str, Any], name: str) -> list[str]:

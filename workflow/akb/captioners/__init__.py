@@ -1,9 +1,10 @@
 """Audio captioners for the cascade evaluation: each turns clips into English text that a text-only
 LLM then reads in place of the audio (REFERENCE.md section 1).
 
-Implementations live in submodules (`akb.captioners.dsp`, ...) and are imported where used, so that
-importing this package stays cheap (librosa, torch and the like load only with the captioner that
-needs them)."""
+Each backend is a factory registered with `@register("name")` in a module of
+akb/captioners/backends/, which imports its implementation (`akb.captioners.dsp`, ...) only when
+called, so that importing this package and looking up a name stay cheap (librosa, torch and the like
+load only with the captioner that needs them)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from akb.audio import SAMPLE_RATE
+from akb.registry import Registry
 
 
 class Captioner(ABC):
@@ -32,43 +34,18 @@ class Captioner(ABC):
         return self.caption(audios)
 
 
-CAPTIONER_BACKENDS = ("dsp", "whisper", "audio-lm", "file", "api")
+# Backend name -> factory(entry) -> Captioner; one module each in akb/captioners/backends/,
+# registered with `@register("name")`.
+CAPTIONER_BACKENDS = Registry("captioner", "backend", "akb.captioners.backends")
+register = CAPTIONER_BACKENDS.register
 
 
 def load_captioner(entry: dict) -> Captioner:
     """The captioner a config entry declares ({name, backend, ...}; defaults from the config schema)."""
-    if entry["backend"] == "dsp":
-        from akb.captioners.dsp import DspCaptioner
-
-        captioner = DspCaptioner()
-    elif entry["backend"] == "whisper":
-        from akb.captioners.whisper import WhisperCaptioner
-
-        captioner = WhisperCaptioner.from_pretrained(
-            entry["source"], device=entry.get("device", "auto"), dtype=entry.get("dtype", "auto"),
-            max_new_tokens=entry.get("max_new_tokens", 128), language=entry.get("language"),
-        )  # fmt: skip
-    elif entry["backend"] == "audio-lm":
-        from akb.captioners.audio_lm import AudioLMCaptioner
-
-        # prompt None: the model type's default (Qwen3-Omni's Captioner takes the clip alone).
-        captioner = AudioLMCaptioner.from_pretrained(
-            entry["source"], prompt=entry.get("prompt"),
-            max_new_tokens=entry.get("max_new_tokens", 128), dtype=entry.get("dtype", "auto"),
-            device=entry.get("device", "auto"),
-        )  # fmt: skip
-    elif entry["backend"] == "file":
-        from akb.captioners.file import FileCaptioner
-
-        captioner = FileCaptioner(entry["path"])
-    elif entry["backend"] == "api":
-        from akb.captioners.api import APICaptioner
-
-        captioner = APICaptioner.from_entry(entry)
-    else:
-        raise ValueError(f"captioner {entry['name']}: unknown backend {entry['backend']!r}; one of {CAPTIONER_BACKENDS}")
+    build = CAPTIONER_BACKENDS.get(entry["backend"], f"captioner {entry['name']}")
+    captioner = build(entry)
     captioner.name = entry["name"]
     return captioner
 
 
-__all__ = ["CAPTIONER_BACKENDS", "Captioner", "load_captioner"]
+__all__ = ["CAPTIONER_BACKENDS", "Captioner", "load_captioner", "register"]

@@ -74,7 +74,7 @@ class AudioLMCaptioner(Captioner):
     """Captions from an audio LLM (a transformers model and its processor).
 
     `caption` takes clips at `self.sample_rate`, the processor's feature-extractor rate (16 kHz for
-    the supported families): `akb.caption.caption_items` loads (and resamples) them at that rate.
+    the supported families): `akb.cascade.caption.caption_items` loads (and resamples) them at that rate.
     `prompt` None is the model type's default (`default_prompt`); a prompt given must hold text."""
 
     name = "audio-lm"

@@ -20,7 +20,7 @@ line, a missing or empty field, a second caption for the same item, a caption fo
 the benchmark does not have, and an item without a caption are all errors, each naming the file
 (and line, field or a few of the ids concerned). Nothing is skipped silently.
 
-`write_file_captions` publishes the same rows as `akb.caption.caption_items` ({id, captioner,
+`write_file_captions` publishes the same rows as `akb.cascade.caption.caption_items` ({id, captioner,
 caption}, one per item, in the benchmark's order), so everything downstream reads either alike.
 """
 
@@ -48,7 +48,7 @@ class CaptionFileError(ValueError):
 
 class FileCaptioner(Captioner):
     """Captions looked up in a file by item id (or clip). It never sees the audio: `caption`
-    cannot be used, and `akb.caption.caption_items` hands the whole benchmark to `write_captions`."""
+    cannot be used, and `akb.cascade.caption.caption_items` hands the whole benchmark to `write_captions`."""
 
     name = "file"
 
@@ -58,7 +58,7 @@ class FileCaptioner(Captioner):
     def caption(self, audios: list[np.ndarray]) -> list[str]:
         raise TypeError(
             f"captioner {self.name}: captions come from {self.path} by item id, not from audio; "
-            "use write_captions(items, out_path) (akb.caption.caption_items does)"
+            "use write_captions(items, out_path) (akb.cascade.caption.caption_items does)"
         )
 
     def captions(self, items: list[MCQItem]) -> dict[str, str]:

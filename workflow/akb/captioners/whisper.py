@@ -1,7 +1,7 @@
 """The `whisper` captioner: what a Whisper ASR model hears said in the clip (the paper's speech captioner).
 
 Any transformers Whisper works: a hub id (openai/whisper-large-v3 in the paper config) or a local
-directory (the offline demo converts Whisper tiny.en from a PyPI package, see akb.models.packaged).
+directory (the offline demo converts Whisper tiny.en from a PyPI package, see akb.assets.packaged).
 Clips up to Whisper's 30 s window are transcribed in batches; longer clips are transcribed with
 transformers' long-form (sequential 30 s windows) decoding instead of being cut.
 """

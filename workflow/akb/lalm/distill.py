@@ -27,8 +27,9 @@ from akb.data.desta_aqa import text_field
 from akb.io import PartialJsonl, digest, iter_jsonl, read_json
 from akb.models.base import LanguageModel
 from akb.data.items import MCQItem
-from akb.probe import length_sorted_batches
-from akb.prompts import lettered_question, loglik_context, with_description
+from akb.probe.run import length_sorted_batches
+from akb.probe.shards import Shard, round_robin
+from akb.probe.prompts import lettered_question, loglik_context, with_description
 
 # DeSTA-style open prompts: the model must say what is in the clip, in its own words.
 DEFAULT_PROMPTS = (
@@ -144,7 +145,7 @@ def distillation_requests(seeds: list[Seed], prompts: list[str], prompts_per_cli
 
 def request_texts(model: LanguageModel, requests: list[dict]) -> list[str]:
     """The backbone's prompt for each request: its question with the seed description in place of
-    the audio (their lengths order the batches, see akb.shards.distill_shard)."""
+    the audio (their lengths order the batches, see akb.probe.shards.distill_shard)."""
     return [model.prompt(with_description(r["prompt"], r["seed_description"])) for r in requests]
 
 
@@ -182,3 +183,21 @@ def _most_likely(model: LanguageModel, contexts: list[str], choices: list[list[s
         logprobs = [next(scores).logprob for _ in opts]
         answers.append(opts[max(range(len(opts)), key=logprobs.__getitem__)])
     return answers
+
+
+def distill_batches(model: LanguageModel, requests: list[dict], batch_size: int) -> list[list[int]]:
+    """The batches (indices into `requests`, in run order) akb.lalm.distill.distill() answers these
+    requests in: longest prompt first, ties by id."""
+    lengths = [model.token_length(t) for t in request_texts(model, requests)]
+    return list(length_sorted_batches([r["id"] for r in requests], lengths, batch_size))
+
+
+def distill_shard(model: LanguageModel, requests: list[dict], out_path: str | Path, batch_size: int = 16,
+                  max_new_tokens: int = 96, shard: Shard | None = None) -> None:
+    """distill() on one shard's requests (all of them when `shard` is None); resumable like distill().
+    The shard's requests are whole batches of the unsharded run, so distill() re-cuts them into
+    exactly those batches (the same rows, byte for byte, as akb.probe.shards explains for probing);
+    `merge_shards(parts, [r["id"] for r in requests], out)` then writes the unsharded file."""
+    if shard is not None:
+        requests = [requests[i] for i in round_robin(distill_batches(model, requests, batch_size), shard)]
+    distill(model, requests, out_path, batch_size, max_new_tokens)

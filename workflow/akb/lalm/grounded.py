@@ -3,7 +3,7 @@
 `probe()` asks a model for `item_prompt(item, text)`, then for generations or option
 log-likelihoods of those prompts. Here the prompt is an `AudioPrompt`: the user text (a str, so it is
 written to the results like any prompt) that also remembers its item, whose clip (or no clip, or a
-fragment: see akb.diagnostics) the model looks up when it runs. The same predictions format, answer
+fragment: see akb.diagnostics.analysis) the model looks up when it runs. The same predictions format, answer
 extraction and official scoring then apply to the cascade and to audio-grounded evaluation."""
 
 from __future__ import annotations

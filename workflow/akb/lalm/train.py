@@ -44,6 +44,7 @@ from akb.io import as_stored, atomic_path, digest, read_jsonl, set_aside_if_stal
 from akb.lalm.model import LALM, CheckpointError
 from akb.lalm.parallel import Ranks
 from akb.lalm.processor import LALMItem
+from akb.models import PACKAGED_ROOT
 
 log = logging.getLogger(__name__)
 STATE_FILE = "train_state.pt"
@@ -358,3 +359,29 @@ def read_rows(path: str | Path) -> list[dict]:
         log.warning("%s: %d of %d responses are empty (the target is then the end-of-turn alone)",
                     path, empty, len(rows))
     return rows
+
+
+def train_backbone(model_entry: dict, grounded: dict, distill_path: str | Path, out_dir: str | Path,
+                   state_dir: str | Path, transcripts_path: str | Path | None = None,
+                   packaged_root: str | Path = PACKAGED_ROOT, threads: int | None = None) -> None:
+    """`akb train`: the audio LLM of one backbone (a `models` entry) built by the `grounded` recipe,
+    trained on its distillation rows. Under torchrun one of several data-parallel processes, each
+    with its own model copy on its own GPU (akb.lalm.parallel); otherwise the one process."""
+    from akb.lalm.grounded import build_lalm
+    from akb.lalm.parallel import data_parallel
+    from akb.lalm.transcripts import transcripts_for
+    from akb.models import ModelSpec
+    from akb.job_env import set_threads
+
+    with data_parallel() as ranks:
+        if not ranks.main:  # rank 0 reports; the others only their warnings and errors
+            logging.getLogger().setLevel(logging.WARNING)
+        set_threads(ranks.threads(threads))
+        spec = ModelSpec.from_config(ranks.model_entry(model_entry))
+        rows = read_rows(distill_path)
+        transcripts = transcripts_for(transcripts_path, grounded["use_transcript"],
+                                      dict.fromkeys(r["clip_id"] for r in rows))
+        model = build_lalm(spec, grounded, Path(packaged_root))
+        info = {"backbone": spec.name, "encoder": grounded["encoder"]["source"], "distill": str(distill_path)}
+        inputs = {"model": spec.fingerprint(), "recipe": digest({k: v for k, v in grounded.items() if k != "train"})}
+        train(model, rows, transcripts, TrainSettings.from_config(grounded["train"]), out_dir, state_dir, info, inputs)

@@ -26,9 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from akb.audio import AudioError, audio_duration, load_audio
-from akb.diagnostics import BACKBONE, FULL, MIN_FRAGMENT_SAMPLES, NONE, condition_audio
+from akb.diagnostics.conditions import BACKBONE, FULL, MIN_FRAGMENT_SAMPLES, NONE, condition_audio
 from akb.io import PartialJsonl, digest, read_jsonl
-from akb.probe import length_sorted_batches
+from akb.probe.run import length_sorted_batches
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +125,42 @@ def read_transcripts(path: str | Path, ids: Iterable[str]) -> dict[str, str]:
                              "other clips (rerun `akb transcribe` on these)")
         transcripts[key] = row["transcript"]
     return transcripts
+
+
+def transcripts_for(path: str | Path | None, use_transcript: bool, ids: Iterable[str]) -> dict[str, str] | None:
+    """The transcripts `akb transcribe` wrote for `ids`, or None when the recipe reads none
+    (grounded.use_transcript off)."""
+    ids = list(ids)
+    if not use_transcript:
+        return None
+    if ids and path is None:
+        raise ValueError("grounded.use_transcript is on: pass --transcripts (written by `akb transcribe`)")
+    return read_transcripts(path, ids) if ids else {}
+
+
+def training_clips(seeds_path: str | Path, audio_root: str | None, keep_seed_transcripts: bool
+                   ) -> tuple[dict[str, str], dict[str, str] | None]:
+    """(clip id -> audio path, clip id -> the seed row's own transcript or None) of the training
+    clips `akb distill` reads; a seed row's own transcript (the dataset's text) is kept only when
+    asked, and Whisper hears the rest."""
+    from akb.lalm.distill import read_seeds
+
+    seeds = read_seeds(seeds_path, audio_root, item_questions=False)
+    given = {s.clip_id: s.transcript for s in seeds if s.transcript is not None} if keep_seed_transcripts else None
+    return {s.clip_id: s.audio for s in seeds}, given
+
+
+def transcribe_clips(whisper: str, audio_of: dict[str, str], out_path: str | Path, batch_size: int = 16,
+                     condition: str = FULL, min_fragment_samples: int = MIN_FRAGMENT_SAMPLES,
+                     given: dict[str, str] | None = None, vad: bool = False) -> None:
+    """`write_transcripts` with the Whisper checkpoint `whisper`, gated by Silero voice activity
+    when `vad` (DeSTA2.5: no transcript for a clip without speech)."""
+    from akb.captioners.whisper import WhisperCaptioner
+
+    has_speech = None
+    if vad:
+        from akb.lalm.vad import SpeechDetector
+
+        has_speech = SpeechDetector()
+    write_transcripts(WhisperCaptioner.from_pretrained(whisper), audio_of, out_path, batch_size, condition,
+                      min_fragment_samples, given=given, has_speech=has_speech, asr_name=whisper)

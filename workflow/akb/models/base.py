@@ -8,7 +8,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-BACKENDS = ("hf", "tiny", "packaged", "api")
+from akb.registry import Registry
+
+# Backend name -> loader(spec, packaged_root, generation_only) -> LanguageModel; one module each in
+# akb/models/backends/, registered with `@register("name")` (akb.models.register).
+MODEL_BACKENDS = Registry("model", "backend", "akb.models.backends")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -58,13 +62,14 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, entry: dict[str, Any]) -> ModelSpec:
-        entry = dict(entry)
+    def from_config(cls, entry: dict[str, Any], gpus: int | None = None) -> ModelSpec:
+        """The spec of a models[] entry; `gpus`: the GPUs its job was given (`--gpus`), which the
+        workflow passes apart from the entry (see with_gpus), over the entry's own resources.gpu."""
+        entry = with_gpus(dict(entry), gpus)
         name = entry.get("name", "")
         if not SAFE_NAME.match(str(name)):
             raise ValueError(f"model name {name!r} is not path-safe (letters, digits, '.', '_', '-')")
-        if entry.get("backend") not in BACKENDS:
-            raise ValueError(f"model {name}: unknown backend {entry.get('backend')!r}; one of {BACKENDS}")
+        MODEL_BACKENDS.get(entry.get("backend"), f"model {name}")  # an unknown name fails here, naming the model
         chat = ChatOptions(**(entry.pop("chat", None) or {}))
         known = {f for f in cls.__dataclass_fields__ if f not in ("chat", "extra")}
         extra = {k: v for k, v in entry.items() if k not in known}
@@ -88,6 +93,15 @@ class ModelSpec:
     def gpus(self) -> int:
         """GPUs its jobs are given (`resources.gpu`), so a model can be spread over all of them."""
         return int((self.extra.get("resources") or {}).get("gpu", 0))
+
+
+def with_gpus(entry: dict[str, Any], gpus: int | None) -> dict[str, Any]:
+    """A model entry with the GPUs its job was given, as ModelSpec.gpus reads them; None keeps the
+    entry's own. The workflow passes the rule's resources.gpu as `--gpus` and keeps `resources` out
+    of the entry (akb.config.job_settings): changing them reruns no finished job."""
+    if gpus is None:
+        return entry
+    return {**entry, "resources": {**(entry.get("resources") or {}), "gpu": gpus}}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """An LLM judge for answers the rules cannot read, as "All That Glitters Is Not Audio" scores.
 
-Each prediction is first read by the rules (`akb.scoring.extract_choice`: a letter, or the text of
+Each prediction is first read by the rules (`akb.scoring.answers.extract_choice`: a letter, or the text of
 exactly one option). Only outputs the rules cannot read are sent to the judge, an `api` model entry
 (the paper: Claude Haiku 4.5 at temperature 0), with a versioned prompt
 (workflow/data/judge/prompts/<version>.txt) that shows the question, the lettered options and the
@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from akb import DATA_DIR
-from akb.data.audio_bench import grade_predictions, outputs_by_id, summarise_graded
+from akb.scoring.audio import grade_predictions, outputs_by_id, summarise_graded
 from akb.data.items import MCQItem
 from akb.io import PartialJsonl, digest
 from akb.models.api import CACHE_ROOT, APISettings, ChatClient, ChatRequest
 from akb.models.base import ModelSpec
-from akb.scoring import extract_choice, strip_reasoning
+from akb.scoring.answers import extract_choice, strip_reasoning
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Figures and tables of the figures stage: the Figure-2 correlation heatmap, the Figure-3 domain
-scatter, tables in CSV/Markdown/LaTeX, and our results beside the paper's.
+scatter, and our results beside the paper's (tables are written by akb.tables).
 
 Figures are built on matplotlib's object API (no pyplot), so importing this module never changes
 the caller's backend and no figure outlives its function; PNG is rendered by Agg. Every plot
@@ -19,8 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from akb.io import atomic_path
-from akb.metrics import domain_fits
-from akb.paper import DOMAINS, short_label
+from akb.tables import write_table
+from akb.scoring.metrics import domain_fits
+from akb.report.paper import DOMAINS, short_label
 
 log = logging.getLogger(__name__)
 
@@ -178,31 +179,6 @@ def _label_points(ax, xs, ys, labels: list[str], colours: list) -> None:
             if best[0] == 0:
                 break
         taken.append(best[2])
-
-
-def write_table(
-    frame: pd.DataFrame, out_stem: Path, float_format: str = "%.2f", formats: tuple[str, ...] = ("csv", "md", "tex")
-) -> None:
-    """Write out_stem.csv, .md and .tex (or the given `formats`), each atomically. A named index
-    (e.g. `model`) is written as the first column; an unnamed one is dropped. `float_format` is
-    printf-style, as in pandas."""
-    if any(name is not None for name in frame.index.names):
-        frame = frame.reset_index()
-    if "csv" in formats:
-        with atomic_path(f"{out_stem}.csv") as tmp:
-            frame.to_csv(tmp, index=False, float_format=float_format)
-    if "md" in formats:
-        with atomic_path(f"{out_stem}.md") as tmp:
-            # tabulate prints NaN as "nan"; None is what it treats as missing.
-            cells = frame.astype(object).where(frame.notna(), None)
-            markdown = cells.to_markdown(index=False, floatfmt=float_format.removeprefix("%"), missingval="--")
-            tmp.write_text(markdown + "\n", encoding="utf-8")
-    if "tex" in formats:
-        with atomic_path(f"{out_stem}.tex") as tmp:
-            # escape=True: column names such as ci_low would otherwise break LaTeX. Output uses
-            # booktabs rules (\toprule, \midrule, \bottomrule).
-            latex = frame.to_latex(index=False, float_format=lambda v: float_format % v, na_rep="--", escape=True)
-            tmp.write_text(latex, encoding="utf-8")
 
 
 def _by_model(frame: pd.DataFrame) -> pd.DataFrame:

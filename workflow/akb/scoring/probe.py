@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from akb.stats import accuracy_summary, grouped_accuracy
+from akb.scoring.stats import accuracy_summary, grouped_accuracy
 
 
 def score_predictions(rows: list[dict], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:

@@ -15,9 +15,8 @@ so they need no staging. Each item gets one line; a failure is listed and the re
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from akb.readiness import MISSING, OK, Check, HubChecker, HubTarget, Report, model_users
+from akb.assets.readiness import MISSING, OK, Check, HubChecker, HubTarget, Report, model_users
+from akb.models import PACKAGED_ROOT
 
 
 def _reason(error: BaseException) -> str:
@@ -51,9 +50,9 @@ def stage_hub_model(hub: HubChecker, target: HubTarget) -> Check:
 
 
 def stage_packaged_model(name: str, users: list[str]) -> Check:
-    from akb.models.packaged import build_packaged_model
+    from akb.assets.packaged import build_packaged_model
 
-    out = Path("resources/models") / name
+    out = PACKAGED_ROOT / name
     used = f"used by {', '.join(users)}"
     if (out / "config.json").is_file():
         return Check("model", name, OK, f"already built ({out}; {used})")

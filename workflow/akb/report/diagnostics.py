@@ -1,7 +1,7 @@
-"""Figures of the text-prior / audio-reliance diagnostics, from `akb.diagnostics.diagnostics_table`
+"""Figures of the text-prior / audio-reliance diagnostics, from `akb.diagnostics.analysis.diagnostics_table`
 output: retention curves over N, item-decomposition bars per model, text prior per domain.
 
-Same conventions as akb.figures: matplotlib's object API (no pyplot), its STYLE, PNG + PDF per
+Same conventions as akb.report.figures: matplotlib's object API (no pyplot), its STYLE, PNG + PDF per
 figure, a placeholder figure when there is nothing to plot, and every function returns the numbers
 it drew so tests check data rather than pixels."""
 
@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from akb.diagnostics import ALL, CLASS_LABELS, FRAGMENT_NS, ITEM_CLASSES, benchmark_summary
-from akb.figures import _MARKERS, _PALETTE, COLUMN_WIDTH_IN, STYLE, _message_figure, _save
-from akb.paper import short_label
+from akb.diagnostics.analysis import ALL, CLASS_LABELS, ITEM_CLASSES, benchmark_summary
+from akb.diagnostics.conditions import FRAGMENT_NS
+from akb.report.figures import _MARKERS, _PALETTE, COLUMN_WIDTH_IN, STYLE, _message_figure, _save
+from akb.report.paper import short_label
 
 # Classes that need audio in colour, the others in greys, so the Audio-Needed part stands out.
 CLASS_COLOURS = {"text_solvable": "0.78", "fragment_sufficient": _PALETTE[0], "cross_segment": _PALETTE[3],

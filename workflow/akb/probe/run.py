@@ -16,8 +16,8 @@ from tqdm import tqdm
 from akb.data.items import MCQItem
 from akb.io import PartialJsonl, digest
 from akb.models.base import LanguageModel
-from akb.prompts import PROMPT_STYLES, loglik_context, with_description
-from akb.scoring import extract_choice
+from akb.probe.prompts import PROMPT_STYLES, loglik_context, with_description
+from akb.scoring.answers import extract_choice
 
 log = logging.getLogger(__name__)
 MODES = ("loglik", "generate")
@@ -78,7 +78,7 @@ def probe_plan(
 ) -> tuple[list[str], list[list[int]], int]:
     """The prompts of the items, the batches (indices into `items`, in run order) a probe cuts them
     into, and the items per batch (in loglik mode each item takes one sequence per option).
-    `style` (akb.prompts.PROMPT_STYLES) writes the question for generation."""
+    `style` (akb.probe.prompts.PROMPT_STYLES) writes the question for generation."""
     described = {} if descriptions is None else descriptions
     missing = [item.id for item in items if descriptions is not None and item.id not in described]
     if missing:
@@ -140,8 +140,8 @@ def probe(
     the cascade evaluation, where a caption stands in for the clip. `errors` (item id -> message)
     marks items that cannot be put to the model (e.g. a clip too short to cut): each gets a row with
     the error, counted wrong, and the model never sees it. `style` writes generated questions
-    (akb.prompts.PROMPT_STYLES); the model's spec should carry the style's system prompt
-    (akb.prompts.styled_spec). `inputs`: what else the answers depend on, for the partial file's
+    (akb.probe.prompts.PROMPT_STYLES); the model's spec should carry the style's system prompt
+    (akb.probe.prompts.styled_spec). `inputs`: what else the answers depend on, for the partial file's
     fingerprint (an audio LLM's checkpoint and listening condition, see akb.io.PartialJsonl)."""
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; one of {MODES}")

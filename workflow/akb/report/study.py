@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from akb.figures import compare_with_paper, plot_correlation_heatmap, plot_domain_scatter, write_table
-from akb.glitters import build_glitters_paper
+from akb.report.figures import compare_with_paper, plot_correlation_heatmap, plot_domain_scatter
+from akb.tables import write_table
+from akb.report.glitters import build_glitters_paper
 from akb.io import atomic_path
-from akb.metrics import correlations
-from akb.paper import BENCHMARKS, METRICS, PAPER_DIR, paper_domain_points, paper_metrics
+from akb.scoring.metrics import correlations
+from akb.report.paper import BENCHMARKS, METRICS, PAPER_DIR, paper_domain_points, paper_metrics
 
 # The paper's tables as published, rebuilt in every format (file stem -> source CSV).
 PAPER_TABLES = {
@@ -47,7 +48,7 @@ def build_paper_figures(out_dir: Path, n_resamples: int = 1000, seed: int = 0) -
                             title_note="Table 2 x, digitised y")
     for stem, source in PAPER_TABLES.items():
         write_table(pd.read_csv(PAPER_DIR / source), out_dir / stem)
-    # "All That Glitters Is Not Audio": its Table 1, retention and item decomposition (akb.glitters).
+    # "All That Glitters Is Not Audio": its Table 1, retention and item decomposition (akb.report.glitters).
     build_glitters_paper(out_dir / "glitters")
 
 

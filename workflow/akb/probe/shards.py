@@ -14,7 +14,7 @@ byte the unsharded file. (As reproducible as the unsharded run itself: the same 
 same kind of device, dtype and thread count give the same numbers.)
 
 Distillation (akb.lalm.distill) answers its requests in length-sorted batches of a fixed size too,
-and is sharded the same way (`distill_shard`; grounded.distill.shards in the workflow)."""
+and is sharded the same way (`akb.lalm.distill.distill_shard`; grounded.distill.shards in the workflow)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from akb.data.items import MCQItem
 from akb.io import atomic_path
 from akb.models.base import LanguageModel
-from akb.probe import MODES, most_choices, probe, probe_plan
+from akb.probe.run import MODES, most_choices, probe, probe_plan
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def shard_items(
     item) items in a batch; a shard without the items with most options needs a smaller batch_size
     for the same items per batch.)"""
     batches, per_batch = probe_batches(model, items, mode, batch_size, descriptions, style)
-    subset = [items[i] for i in _round_robin(batches, shard)]
+    subset = [items[i] for i in round_robin(batches, shard)]
     return subset, (batch_size if mode == "generate" else per_batch * most_choices(subset))
 
 
@@ -102,32 +102,9 @@ def probe_shard(
           inputs=inputs)
 
 
-def _round_robin(batches: list[list[int]], shard: Shard) -> list[int]:
+def round_robin(batches: list[list[int]], shard: Shard) -> list[int]:
     """The indices in batches K, K+N, K+2N, ... (1-based) of `batches`, in file order."""
     return sorted(i for b, batch in enumerate(batches) if b % shard.count == shard.index - 1 for i in batch)
-
-
-def distill_batches(model: LanguageModel, requests: list[dict], batch_size: int) -> list[list[int]]:
-    """The batches (indices into `requests`, in run order) akb.lalm.distill.distill() answers these
-    requests in: longest prompt first, ties by id."""
-    from akb.lalm.distill import request_texts
-    from akb.probe import length_sorted_batches
-
-    lengths = [model.token_length(t) for t in request_texts(model, requests)]
-    return list(length_sorted_batches([r["id"] for r in requests], lengths, batch_size))
-
-
-def distill_shard(model: LanguageModel, requests: list[dict], out_path: str | Path, batch_size: int = 16,
-                  max_new_tokens: int = 96, shard: Shard | None = None) -> None:
-    """distill() on one shard's requests (all of them when `shard` is None); resumable like distill().
-    The shard's requests are whole batches of the unsharded run, so distill() re-cuts them into
-    exactly those batches (the same rows, byte for byte, as the module doc explains for probing);
-    `merge_shards(parts, [r["id"] for r in requests], out)` then writes the unsharded file."""
-    from akb.lalm.distill import distill
-
-    if shard is not None:
-        requests = [requests[i] for i in _round_robin(distill_batches(model, requests, batch_size), shard)]
-    distill(model, requests, out_path, batch_size, max_new_tokens)
 
 
 def shard_path(path: str, count: int, shard: int | str = "{shard}") -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from akb.models.base import looks_like_path  # light: no torch
+from akb.models import PACKAGED_ROOT
 
 OK, MISSING, UNCHECKED = "OK", "MISSING", "UNCHECKED"
 
@@ -53,7 +54,7 @@ RESULTS_ALLOWANCE = GB
 # backbone's connector is small.
 GROUNDED_HF_ALLOWANCE = 5 * GB
 GROUNDED_SMALL_ALLOWANCE = GB // 5
-# A model the workflow converts from a PyPI package: its directory (sizes in akb.models.packaged)
+# A model the workflow converts from a PyPI package: its directory (sizes in akb.assets.packaged)
 # with some room for the wheels, deleted after the build.
 PACKAGED_ALLOWANCE = {"smollm2-135m-instruct": 0.6 * GB, "gemma3-270m": 1.2 * GB, "whisper-tiny.en": 0.2 * GB}
 PACKAGED_ALLOWANCE_OTHER = 1.2 * GB
@@ -285,7 +286,7 @@ def check_local_model(source: str, users: list[str]) -> Check:
 
 
 def _packaged_names() -> set[str]:
-    from akb.models.packaged import PACKAGED_MODELS
+    from akb.assets.packaged import PACKAGED_MODELS
 
     return set(PACKAGED_MODELS)
 
@@ -335,7 +336,7 @@ def model_sources(config: dict) -> tuple[list[Check], list[HubTarget]]:
             if name not in known:
                 checks.append(Check("model", name, MISSING, f"no packaged model of that name ({used})",
                                     f"one of {sorted(known)}"))
-            elif (Path("resources/models") / name / "config.json").is_file():
+            elif (PACKAGED_ROOT / name / "config.json").is_file():
                 checks.append(Check("model", name, OK, f"built (resources/models/{name}; {used})"))
             else:
                 checks.append(Check("model", name, OK, f"built by the workflow from its PyPI package ({used})",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from akb.stats import percentile_interval, resample_indices
+from akb.scoring.stats import percentile_interval, resample_indices
 
 # Below three models a correlation is either undefined or trivially +-1, so it is reported as NaN.
 MIN_MODELS = 3

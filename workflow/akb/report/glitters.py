@@ -2,7 +2,7 @@
 curves and item decomposition rebuilt from the published aggregate numbers (copies in
 workflow/data/paper/), and a diagnostics run of the same audio LLMs set beside them.
 
-Figures follow akb.figures (object API, STYLE, PNG + PDF, the numbers drawn are returned)."""
+Figures follow akb.report.figures (object API, STYLE, PNG + PDF, the numbers drawn are returned)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
-from akb.diagnostics import ALL, FRAGMENT_NS, ITEM_CLASSES, ratio
-from akb.diagnostics_figures import plot_decomposition
-from akb.figures import _MARKERS, _PALETTE, COLUMN_WIDTH_IN, STYLE, _save, compare_with_paper, write_table
+from akb.diagnostics.analysis import ALL, ITEM_CLASSES, ratio
+from akb.diagnostics.conditions import FRAGMENT_NS
+from akb.report.diagnostics import plot_decomposition
+from akb.report.figures import _MARKERS, _PALETTE, COLUMN_WIDTH_IN, STYLE, _save, compare_with_paper
+from akb.tables import write_table
 from akb.io import atomic_path
-from akb.paper import PAPER_DIR
+from akb.report.paper import PAPER_DIR
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ RETENTION = "glitters_retention_and_decomposition.csv"
 BENCHMARKS = {"MMAU": "mmau", "MMAR": "mmar", "MMAU-Pro": "mmaupro"}
 # Table 1's measures: column suffix -> display name.
 MEASURES = {"full": "full", "none": "none", "tb": "TB", "rtp": "R_TP"}
-# The decomposition's short names (as printed in the paper) for akb.diagnostics' item classes.
+# The decomposition's short names (as printed in the paper) for akb.diagnostics.analysis' item classes.
 CLASS_COLUMNS = dict(zip(("TS", "FS", "XS", "AH", "UN"), ITEM_CLASSES))
 MEAN_ROW = "Mean (R_TP: ratio of means)"
 
@@ -90,7 +92,7 @@ def decomposition_table() -> pd.DataFrame:
 def plot_retention(retention: pd.DataFrame, out_stem: Path) -> pd.DataFrame:
     """R_N (%) against N, one line per benchmark from the full clip (N = 1, 100%) to N = 5, and the
     no-audio point at the left, hollow and not joined (no audio is not "more pieces"), as
-    akb.diagnostics_figures.plot_retention_curves draws a run's. Writes out_stem.png/.pdf; returns
+    akb.report.diagnostics.plot_retention_curves draws a run's. Writes out_stem.png/.pdf; returns
     the values drawn."""
     fig = Figure(figsize=(COLUMN_WIDTH_IN, 2.4))
     ax = fig.add_subplot()
@@ -110,7 +112,7 @@ def plot_retention(retention: pd.DataFrame, out_stem: Path) -> pd.DataFrame:
 
 def plot_item_decomposition(decomposition: pd.DataFrame, out_stem: Path) -> pd.DataFrame:
     """One stacked bar per benchmark (TS, FS, XS, AH, UN in % of items), drawn by
-    akb.diagnostics_figures.plot_decomposition; each bar's label carries XS/AN's mean and range over
+    akb.report.diagnostics.plot_decomposition; each bar's label carries XS/AN's mean and range over
     the models. Returns the shares drawn, one row per bar."""
     labels = [f"{b}\nXS/AN {r.XS_over_AN_mean:.1f}% ({r.XS_over_AN_min:.1f}-{r.XS_over_AN_max:.1f})"
               for b, r in decomposition.iterrows()]
@@ -149,7 +151,7 @@ def glitters_comparison(metrics: pd.DataFrame, out_stem: Path) -> pd.DataFrame:
     """A diagnostics run (`diagnostics_metrics.csv`: model and benchmark labels, accuracies in %,
     text_prior as a ratio) beside Table 1, for the models whose label is one of the paper's model
     names and the benchmarks labelled MMAU, MMAR or MMAU-Pro. Writes out_stem.csv/.md/.tex and a
-    dot plot (akb.figures.compare_with_paper); with no model in common the table is empty and its
+    dot plot (akb.report.figures.compare_with_paper); with no model in common the table is empty and its
     Markdown says why."""
     ours = metrics[(metrics["domain"] == ALL) & metrics["benchmark"].isin(BENCHMARKS)]
     ours = pd.DataFrame({"model": ours["model"], "benchmark": ours["benchmark"], "full": ours["acc_full"],

@@ -1,0 +1,1 @@
+"""Stage 4: text prior and audio reliance: running the audio conditions (conditions) apart from analysing them (analysis)."""

@@ -1,0 +1,1 @@
+"""Stage 1: text LLMs answer the question bank (answer loop, prompts, shards)."""

@@ -1,0 +1,1 @@
+"""Tables, figures and the papers' published numbers; reads score files only."""

@@ -1,0 +1,1 @@
+"""Answer extraction, the official rule, grading of audio benchmarks, statistics and correlations."""

@@ -84,8 +84,8 @@ def test_length_cue_is_flagged(items):
     cued = [replace(it, choices=tuple(c + " (exactly so)" if c == it.answer else c for c in it.choices),
                     answer=it.answer + " (exactly so)") for it in items]
     messages = [str(p) for p in check_items(cued, n_options=4)]
-    assert "warning: length cue: the answer is the longest option in 100.0% of items (chance 25%)" in messages
-    assert "warning: length cue: the answer is the shortest option in 0.0% of items (chance 25%)" in messages
+    assert "warning: length cue: picking the longest option scores 100.0% (ties shared; chance 25%)" in messages
+    assert "warning: length cue: picking the shortest option scores 0.0% (ties shared; chance 25%)" in messages
 
 
 def test_the_shipped_bank_meets_its_standard():

@@ -28,6 +28,7 @@ import yaml
 
 from akb import DATA_DIR
 from akb.io import parse_json, read_jsonl, read_text
+from akb.data.cues import fair_score, longest, shortest
 from akb.data.items import LETTERS, MCQItem
 
 BUILTIN_BANK = DATA_DIR / "akb_bank.jsonl"
@@ -264,13 +265,6 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", text.lower()))
 
 
-def _answer_is(item: MCQItem, pick) -> bool:
-    """Whether the answer is strictly the longest (pick=max) or shortest (pick=min) option."""
-    lengths = [len(c) for c in item.choices]
-    target = pick(lengths)
-    return lengths[item.answer_index] == target and lengths.count(target) == 1
-
-
 def find_errors(items: list[MCQItem], n_options: int | None = None) -> list[Problem]:
     """What makes a bank unusable: duplicate ids, repeated options, a wrong option count (when
     `n_options` is given). Linear in the bank size: checked on every load."""
@@ -295,9 +289,9 @@ def find_warnings(
 ) -> list[Problem]:
     """What falls short of a well-made bank, where every item has the same number of options n:
     a correct-answer letter whose share of items is more than `letter_margin` from chance (1/n:
-    20-30% with 4 options); a length cue, where the answer is strictly the longest, or strictly the
-    shortest, option in a share more than `length_cue_margin` from chance, so option length alone
-    would score; the same question under two ids; and near-duplicate questions (Jaccard
+    20-30% with 4 options); a length cue, where picking the longest, or the shortest, option (ties
+    shared) scores more than `length_cue_margin` from chance, so option length alone would score
+    (the full cue audit is `akb audit-bank`); the same question under two ids; and near-duplicate questions (Jaccard
     similarity of the words of question + answer at or above `duplicate_jaccard`)."""
     problems = []
     counts = {len(it.choices) for it in items}
@@ -310,11 +304,12 @@ def find_warnings(
             if not low - 1e-9 <= share <= high + 1e-9:
                 problems.append(Problem(f"letter {letter}", f"is the answer of {share:.1%} of items "
                                         f"(expected {low:.0%}-{high:.0%})", "warning"))
-        for pick, word in ((max, "longest"), (min, "shortest")):
-            share = sum(_answer_is(it, pick) for it in items) / len(items)
+        for pick, word in ((longest, "longest"), (shortest, "shortest")):
+            # Ties shared fairly (akb.data.cues): all-equal options score chance, never a cue.
+            share = sum(fair_score(it, pick(it)) for it in items) / len(items)
             if abs(share - 1 / n) > length_cue_margin:
-                problems.append(Problem("length cue", f"the answer is the {word} option in {share:.1%} "
-                                        f"of items (chance {1 / n:.0%})", "warning"))
+                problems.append(Problem("length cue", f"picking the {word} option scores {share:.1%} "
+                                        f"(ties shared; chance {1 / n:.0%})", "warning"))
     # The same question under two ids is most often a copy-paste slip, reported whatever the
     # answers; a warning, not an error, as a bank may ask one question over other option sets.
     signatures = [(it, _words(f"{it.question} {it.answer}"), _plain(it.question)) for it in items]

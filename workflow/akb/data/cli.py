@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from akb.config import schema_default
-from akb.options import add_benchmark_source, benchmark_kinds, json_arg, load_audio_items
+from akb.job_env import set_threads
+from akb.options import add_benchmark_source, add_model_runtime, benchmark_kinds, json_arg, load_audio_items
 
 log = logging.getLogger("akb")
 
@@ -24,6 +25,21 @@ def cmd_validate_bank(args) -> int:
     print(f"{source}: {len(items)} items, {len(categories)} categories, "
           f"{len({(it.category, it.subcategory) for it in items})} subcategories, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def cmd_audit_bank(args) -> int:
+    from akb.bankgen.audit import audit_bank_file
+    from akb.io import write_json
+
+    set_threads(args.threads)
+    items, audit = audit_bank_file(args.file, args.format, args.columns, args.split, embedding=args.embedding,
+                                   models=args.model, packaged_root=args.packaged_root, max_gain=args.max_gain,
+                                   letter_tolerance=args.letter_tolerance,
+                                   duplicate_threshold=args.duplicate_threshold)
+    print(f"{args.file}: {len(items)} items\n{audit.table()}", flush=True)
+    if args.out:
+        write_json(args.out, audit.to_json())
+    return 0 if audit.passed else 1
 
 
 def cmd_prepare_bank(args) -> int:
@@ -97,6 +113,24 @@ def add_commands(sub) -> None:
     p.add_argument("--n-options", type=int, default=4)
     _bank_source(p)
     p.set_defaults(func=cmd_validate_bank)
+
+    p = sub.add_parser("audit-bank", help="how well answering without the knowledge scores (option length, numeric "
+                       "position, absolute words, stem words), letter balance per subcategory, near-duplicates; "
+                       "exit 1 when a threshold (config bank.audit) is exceeded")
+    p.add_argument("file", help="bank file, `builtin`, or hf://org/dataset")
+    _bank_source(p)
+    p.add_argument("--max-gain", type=float, default=schema_default("bank.audit.max_gain"),
+                   help="percentage points a cue-only strategy may score above chance")
+    p.add_argument("--letter-tolerance", type=int, default=schema_default("bank.audit.letter_tolerance"))
+    p.add_argument("--embedding", default=schema_default("bank.audit.embedding"),
+                   help="near-duplicates by this embedding: a packaged model name, a model folder, tfidf, or none")
+    p.add_argument("--duplicate-threshold", type=float, default=schema_default("bank.audit.duplicate_threshold"))
+    p.add_argument("--model", type=json_arg, action="append", default=[],
+                   help="a `models` entry as JSON (repeatable): the model answers from the options alone, the "
+                        "question removed (by option log-likelihood); its accuracy is one more cue-only strategy")
+    add_model_runtime(p, gpus=False)
+    p.add_argument("--out", default=None, help="also write the audit as JSON here")
+    p.set_defaults(func=cmd_audit_bank)
 
     p = sub.add_parser("prepare-bank", help="load and check a bank, write it normalised to JSONL")
     p.add_argument("--source", required=True)

@@ -1,11 +1,13 @@
 import json
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from akb.cli import main
-from akb.data.bank import BankError, check_items, load_bank
+from akb.data.bank import BankError, check_items, load_bank, resolve_source
+from conftest import make_items
 
 BUILTIN_CATEGORIES = ["Sound", "Paralinguistic", "Phonetic", "Music", "Audio Quality", "Technical"]
 
@@ -79,10 +81,12 @@ def test_checks_flag_letter_imbalance_and_near_duplicates(items):
     assert not [p for p in check_items(items, n_options=4) if "letter" in p.item_id]  # balanced
 
 
-def test_length_cue_is_flagged(items):
+def test_length_cue_is_flagged():
     # Every answer padded to be the longest option: "pick the longest" would score 100%.
+    items = make_items(24)
     cued = [replace(it, choices=tuple(c + " (exactly so)" if c == it.answer else c for c in it.choices),
                     answer=it.answer + " (exactly so)") for it in items]
+    assert not [p for p in check_items(cued[:19], n_options=4) if p.item_id == "length cue"]  # too few to tell
     messages = [str(p) for p in check_items(cued, n_options=4)]
     assert "warning: length cue: picking the longest option scores 100.0% (ties shared; chance 25%)" in messages
     assert "warning: length cue: picking the shortest option scores 0.0% (ties shared; chance 25%)" in messages
@@ -90,14 +94,36 @@ def test_length_cue_is_flagged(items):
 
 def test_the_shipped_bank_meets_its_standard():
     items = load_bank("builtin")
-    assert len(items) >= 480
+    assert len(items) >= 960
     assert check_items(items, n_options=4) == []
     assert [c for c in dict.fromkeys(it.category for it in items)] == BUILTIN_CATEGORIES
     per_subcategory = Counter((it.category, it.subcategory) for it in items)
-    assert len(per_subcategory) == 48 and min(per_subcategory.values()) >= 10
+    assert len(per_subcategory) == 48 and min(per_subcategory.values()) >= 20
     assert {"lexical_stress", "rhyme", "pronunciation"} <= {s for _, s in per_subcategory}
     letters = Counter(it.answer_letter for it in items)
     assert all(0.2 <= letters[k] / len(items) <= 0.3 for k in "ABCD")
+
+
+def test_the_shipped_bank_passes_the_cue_audit_and_carries_its_per_item_fields():
+    from akb.bankgen.embed import CharNgramEmbedder
+    from akb.config import schema_default
+    from akb.data.cues import audit_bank
+
+    items = load_bank("builtin")
+    audit = audit_bank(items, max_gain=schema_default("bank.audit.max_gain"),
+                       letter_tolerance=schema_default("bank.audit.letter_tolerance"),
+                       embed=CharNgramEmbedder().embed, duplicate_threshold=schema_default("bank.audit.duplicate_threshold"))
+    assert audit.passed, audit.table()
+    records = [json.loads(line) for line in Path(resolve_source("builtin")).read_text().splitlines()]
+    assert all(r["difficulty"] in ("introductory", "specialist") and r["rationale"] and r["provenance"] for r in records)
+    assert sum(r["difficulty"] == "specialist" for r in records) >= len(records) / 2
+    assert all("second reader" in r["provenance"] and "pending" not in r["provenance"] for r in records)
+
+
+def test_the_first_bank_stays_loadable_by_name():
+    v1 = load_bank("builtin-v1")
+    assert len(v1) == 528 and v1[0].id == "snd-environmental_sources-01"
+    assert load_bank("builtin-v2") == load_bank("builtin")
 
 
 def test_validate_bank_command(tmp_path, capsys, bank_file):

@@ -71,7 +71,7 @@ def test_near_duplicates_are_found_by_embedding():
 
 def test_audit_bank_command_prints_the_cue_table_and_fails_on_the_v1_bank(tmp_path, capsys):
     out = tmp_path / "audit.json"
-    assert akb(["audit-bank", "builtin", "--embedding", "none", "--out", str(out)]) == 1
+    assert akb(["audit-bank", "builtin-v1", "--embedding", "none", "--out", str(out)]) == 1
     printed = capsys.readouterr().out
     assert "longest" in printed and "combined" in printed and "FAIL" in printed
     report = json.loads(out.read_text())
@@ -79,6 +79,7 @@ def test_audit_bank_command_prints_the_cue_table_and_fails_on_the_v1_bank(tmp_pa
     # The v1 bank's known cues (issue #15): longest about 31%, everything combined about 35%.
     assert 30 < cues["longest"]["accuracy"] < 33 and 33 < cues["combined"]["accuracy"] < 37
     assert report["passed"] is False
+    assert akb(["audit-bank", "builtin", "--embedding", "tfidf"]) == 0  # the shipped bank, v2, passes
 
 
 def test_audit_bank_command_refuses_an_empty_bank(tmp_path, caplog):
@@ -92,5 +93,8 @@ def test_a_model_answering_from_the_options_alone_is_one_more_strategy(tmp_path,
     out = tmp_path / "audit.json"
     tiny = json.dumps({"name": "tiny", "backend": "tiny", "source": "llama"})
     akb(["audit-bank", str(bank_file), "--embedding", "none", "--model", tiny, "--out", str(out)])
-    cues = {c["strategy"]: c for c in json.loads(out.read_text())["cues"]}
+    report = json.loads(out.read_text())
+    cues = {c["strategy"]: c for c in report["cues"]}
     assert cues["options-only tiny"]["n"] == 10 and 0 <= cues["options-only tiny"]["accuracy"] <= 100
+    right = report["answered_right_without_the_question"]["options-only tiny"]  # the items to review
+    assert len(right) == round(cues["options-only tiny"]["accuracy"] / 10)

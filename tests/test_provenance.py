@@ -74,7 +74,7 @@ def run_inputs(tmp_path_factory):
                       "models:\n  - {name: m, backend: tiny, source: llama}\n")
     syn.generate_suite(root / "suite", 2, n_test=30, n_train=0)  # 10 speech items, 4 with audio
     bank = root / "bank.jsonl"
-    shutil.copy(ROOT / "workflow/data/akb_bank.jsonl", bank)
+    shutil.copy(ROOT / "workflow/data/banks/akb-v2.jsonl", bank)
     return root, config, root / "suite", bank
 
 

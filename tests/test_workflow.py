@@ -64,7 +64,8 @@ def test_slurm_profile_plans_jobs_with_model_resources(tmp_path):
 def test_the_bank_file_is_tracked_so_edits_rerun_the_study(tmp_path):
     bank = tmp_path / "mine.jsonl"
     bank.write_text('{"id": "a", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n')
-    for source, expected in [("builtin", ROOT / "workflow/data/akb_bank.jsonl"), (str(bank), bank)]:
+    for source, expected in [("builtin", ROOT / "workflow/data/banks/akb-v2.jsonl"),
+                             ("builtin-v1", ROOT / "workflow/data/banks/akb-v1.jsonl"), (str(bank), bank)]:
         config = tmp_path / "config.yaml"
         config.write_text(f"bank: {{source: '{source}'}}\nmodels:\n  - {{name: m, backend: tiny, source: llama}}\n")
         plan = snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path)).stdout

@@ -84,13 +84,16 @@ rule score_probe:
 
 
 rule probe_table:
-    """Table 1 of the paper for the models probed here: Avg. and per-category accuracy."""
+    """Table 1 of the paper for the models probed here: Avg. (micro and AKB-2000-weighted) and per-category
+    accuracy; the subcategories with n, interval and whether models differ beyond noise."""
     input:
         expand("results/probe/{model}/{{bank}}_scores.json", model=PROBE_MODELS),
     output:
         csv=report("results/tables/{bank}_probe.csv", caption="../report/probe_table.rst", category="Tables"),
         md="results/tables/{bank}_probe.md",
         tex="results/tables/{bank}_probe.tex",
+        subcategories="results/tables/{bank}_probe_subcategories.csv",
+        subcategories_md="results/tables/{bank}_probe_subcategories.md",
     log:
         "logs/tables/{bank}_probe.log",
     params:

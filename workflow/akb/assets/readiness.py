@@ -202,7 +202,7 @@ def check_benchmark(entry: dict) -> Check:
 
 
 def check_bank(bank: dict, hub: HubChecker | None) -> Check:
-    from akb.data.bank import HF_PREFIX, load_bank, resolve_source
+    from akb.data.bank import BUILTIN_BANKS, HF_PREFIX, load_bank, resolve_source
 
     source = bank["source"]
     if source.startswith(HF_PREFIX):
@@ -222,7 +222,7 @@ def check_bank(bank: dict, hub: HubChecker | None) -> Check:
     except (ValueError, OSError, KeyError) as e:
         return Check("bank", source, MISSING, f"cannot be loaded: {str(e).splitlines()[0]}",
                      f"`akb validate-bank {source}` lists every problem")
-    where = "shipped with the study" if source == "builtin" else path
+    where = "shipped with the study" if source in BUILTIN_BANKS else path
     return Check("bank", source, OK, f"{len(items)} items ({where})")
 
 

@@ -28,10 +28,13 @@ import yaml
 
 from akb import DATA_DIR
 from akb.io import parse_json, read_jsonl, read_text
-from akb.data.cues import fair_score, longest, shortest
+from akb.data.cues import MIN_CUE_ITEMS, fair_score, longest, shortest
 from akb.data.items import LETTERS, MCQItem
 
-BUILTIN_BANK = DATA_DIR / "akb_bank.jsonl"
+# The banks that ship with the study, by name: `builtin` is the current version; earlier versions
+# keep their names so earlier results stay reproducible (docs/question-bank.md).
+BUILTIN_BANKS = {"builtin-v1": DATA_DIR / "banks" / "akb-v1.jsonl", "builtin-v2": DATA_DIR / "banks" / "akb-v2.jsonl"}
+BUILTIN_BANKS["builtin"] = BUILTIN_BANKS["builtin-v2"]
 TAXONOMY = DATA_DIR / "akb_taxonomy.yaml"
 HF_PREFIX = "hf://"
 DEFAULT_COLUMNS = {
@@ -50,8 +53,9 @@ class BankError(ValueError):
 
 
 def resolve_source(source: str) -> str:
-    """`builtin` names the original bank that ships with the study; anything else is a path or id."""
-    return str(BUILTIN_BANK) if source == "builtin" else source
+    """`builtin` (the current shipped bank, v2), `builtin-v1` or `builtin-v2` name the study's own
+    banks; anything else is a path or id."""
+    return str(BUILTIN_BANKS[source]) if source in BUILTIN_BANKS else source
 
 
 def taxonomy_categories() -> list[str]:
@@ -291,7 +295,7 @@ def find_warnings(
     a correct-answer letter whose share of items is more than `letter_margin` from chance (1/n:
     20-30% with 4 options); a length cue, where picking the longest, or the shortest, option (ties
     shared) scores more than `length_cue_margin` from chance, so option length alone would score
-    (the full cue audit is `akb audit-bank`); the same question under two ids; and near-duplicate questions (Jaccard
+    (measured on at least MIN_CUE_ITEMS items; the full cue audit is `akb audit-bank`); the same question under two ids; and near-duplicate questions (Jaccard
     similarity of the words of question + answer at or above `duplicate_jaccard`)."""
     problems = []
     counts = {len(it.choices) for it in items}
@@ -304,7 +308,7 @@ def find_warnings(
             if not low - 1e-9 <= share <= high + 1e-9:
                 problems.append(Problem(f"letter {letter}", f"is the answer of {share:.1%} of items "
                                         f"(expected {low:.0%}-{high:.0%})", "warning"))
-        for pick, word in ((longest, "longest"), (shortest, "shortest")):
+        for pick, word in ((longest, "longest"), (shortest, "shortest")) if len(items) >= MIN_CUE_ITEMS else ():
             # Ties shared fairly (akb.data.cues): all-equal options score chance, never a cue.
             share = sum(fair_score(it, pick(it)) for it in items) / len(items)
             if abs(share - 1 / n) > length_cue_margin:

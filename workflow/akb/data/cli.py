@@ -15,14 +15,16 @@ log = logging.getLogger("akb")
 
 def cmd_validate_bank(args) -> int:
     from akb.data.bank import check_items, normalise_records, read_records, resolve_source
+    from akb.data.cues import audit_bank
 
     source = resolve_source(args.file)
     items = normalise_records(read_records(source, args.format, args.split), source, args.columns)
-    problems = check_items(items, n_options=args.n_options)
-    for problem in problems:
-        print(f"{source}: {problem}")
-    categories = sorted({it.category for it in items})
-    print(f"{source}: {len(items)} items, {len(categories)} categories, "
+    problems = [str(p) for p in check_items(items, n_options=args.n_options)]
+    audit = audit_bank(items, max_gain=schema_default("bank.audit.max_gain"),
+                       letter_tolerance=schema_default("bank.audit.letter_tolerance"))  # no model: cues, letters
+    problems += [f"cue audit: {failure}" for failure in audit.failures]
+    print("".join(f"{source}: {p}\n" for p in problems) + audit.table())
+    print(f"{source}: {len(items)} items, {len({it.category for it in items})} categories, "
           f"{len({(it.category, it.subcategory) for it in items})} subcategories, {len(problems)} problem(s)")
     return 1 if problems else 0
 
@@ -108,7 +110,8 @@ def _bank_source(p) -> None:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("validate-bank", help="check a question bank: schema, ids, options, letter balance, duplicates")
+    p = sub.add_parser("validate-bank", help="check a question bank: schema, ids, options, letter balance, duplicates, "
+                       "and the cue table (akb audit-bank without models or embeddings)")
     p.add_argument("file", help="bank file, `builtin`, or hf://org/dataset")
     p.add_argument("--n-options", type=int, default=4)
     _bank_source(p)

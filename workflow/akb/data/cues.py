@@ -34,6 +34,8 @@ ABSOLUTE_WORDS = re.compile(r"\b(only|never|always|every|exactly|all|none|must|e
                             re.IGNORECASE)
 NUMBER = re.compile(r"^[^\w+-]*([-+]?\d[\d,]*(?:\.\d+)?)")
 # Words too common to be a cue; content words are longer than three letters and not these.
+# A cue measured on fewer items is noise (with 20 items, one item moves the share 5 points).
+MIN_CUE_ITEMS = 20
 STOP_WORDS = frozenset(
     "the a an of to in is are and or for on by with what which how why when does do that this as at from its it "
     "be into than their his her they them there these those would could should most more less about".split())
@@ -161,13 +163,16 @@ def cue_results(items: list[MCQItem], confidence: float = 0.95,
 
 def letter_imbalance(items: list[MCQItem], tolerance: int = 1) -> list[str]:
     """Subcategories whose answer letters are not balanced: a letter more than `tolerance` items
-    from an even share (n / number of options)."""
+    from an even share (n / number of options). Subcategories of fewer than two items per option
+    are left out: they cannot show an imbalance that is not chance."""
     found = []
     groups: dict[tuple[str, str], list[MCQItem]] = {}
     for item in items:
         groups.setdefault((item.category, item.subcategory), []).append(item)
     for (category, sub), group in sorted(groups.items()):
         n_options = len(group[0].choices)
+        if len(group) < 2 * n_options:
+            continue
         counts = Counter(it.answer_letter for it in group)
         even = len(group) / n_options
         letters = "ABCDEFGHIJ"[:n_options]
@@ -196,6 +201,8 @@ class Audit:
     duplicates: list[tuple[str, str, float]]
     max_gain: float
     failures: list[str] = field(default_factory=list)
+    # Items each measured strategy (a model answering from the options alone) got right: to review.
+    to_review: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -204,7 +211,8 @@ class Audit:
     def to_json(self) -> dict:
         return {"passed": self.passed, "failures": self.failures, "max_gain": self.max_gain,
                 "cues": [{**vars(r), "gain": r.gain} for r in self.cues], "unbalanced_letters": self.unbalanced,
-                "near_duplicates": [{"a": a, "b": b, "cosine": s} for a, b, s in self.duplicates]}
+                "near_duplicates": [{"a": a, "b": b, "cosine": s} for a, b, s in self.duplicates],
+                "answered_right_without_the_question": self.to_review}
 
     def table(self) -> str:
         lines = [f"{'strategy':<15} {'items':>6} {'accuracy':>9} {'95% interval':>15} {'chance':>7} {'gain':>6}"]
@@ -219,14 +227,15 @@ class Audit:
 
 def audit_bank(items: list[MCQItem], *, max_gain: float = 4.0, letter_tolerance: int = 1,
                embed: Callable[[list[str]], np.ndarray] | None = None, duplicate_threshold: float = 0.9,
-               min_items: int = 20, answered: dict[str, dict[str, bool]] | None = None) -> Audit:
+               min_items: int = MIN_CUE_ITEMS, answered: dict[str, dict[str, bool]] | None = None) -> Audit:
     """Every finding of the audit; it fails when a cue-only strategy (applied to at least
     `min_items` items; `answered` as in `cue_results`) beats chance by more than `max_gain` points, a
     subcategory's letters are unbalanced, or (with `embed`) two items are near-duplicates."""
     cues = cue_results(items, answered=answered)
     unbalanced = letter_imbalance(items, letter_tolerance)
     duplicates = near_duplicates(items, embed, duplicate_threshold) if embed else []
-    audit = Audit(cues, unbalanced, duplicates, max_gain)
+    to_review = {name: [i for i, right in correct.items() if right] for name, correct in (answered or {}).items()}
+    audit = Audit(cues, unbalanced, duplicates, max_gain, to_review=to_review)
     audit.failures += [f"{r.strategy} scores {r.accuracy:.1f}% (chance {r.chance:.0f}%, at most +{max_gain:g})"
                        for r in cues if r.n >= min_items and r.gain > max_gain]
     if unbalanced:

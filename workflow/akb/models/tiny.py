@@ -96,10 +96,11 @@ VOCAB_SIZE = 1024
 
 
 def _training_corpus() -> list[str]:
-    """Text the tokenizer is trained on: the shipped taxonomy and question bank, so it is the same
-    on every machine and tokenises bank questions compactly."""
+    """Text the tokenizer is trained on: the shipped taxonomy and the first question bank, so it is
+    the same on every machine and tokenises bank questions compactly. v1 stays the corpus whatever
+    the default bank: the tiny models, and every result computed with them, do not change."""
     lines = []
-    for name in ("akb_taxonomy.yaml", "akb_bank.jsonl"):
+    for name in ("akb_taxonomy.yaml", "banks/akb-v1.jsonl"):
         path = DATA_DIR / name
         if path.is_file():
             lines += path.read_text(encoding="utf-8").splitlines()

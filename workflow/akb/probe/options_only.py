@@ -15,7 +15,7 @@ from akb.probe.run import probe
 
 
 def options_only_answers(model_entry: dict, items: list[MCQItem], packaged_root: str | Path = PACKAGED_ROOT,
-                         batch_size: int = 8) -> dict[str, bool]:
+                         batch_size: int = 32) -> dict[str, bool]:
     """Item id -> whether the model picked the key by option log-likelihood with an empty question."""
     model = load_model(ModelSpec.from_config(model_entry), Path(packaged_root))
     blank = [dataclasses.replace(item, question="") for item in items]

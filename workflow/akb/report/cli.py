@@ -10,13 +10,14 @@ from akb.options import add_bootstrap, json_arg
 
 def cmd_probe_table(args) -> int:
     from akb.tables import write_table
-    from akb.scoring.probe import category_order, probe_table, table_display
+    from akb.scoring.probe import category_order, probe_table, subcategory_table, table_display
 
     scores = {s["model"]: s for s in (json.loads(Path(path).read_text()) for path in args.scores)}
     categories = category_order(scores, args.categories)
     table = probe_table(scores, args.labels, categories)
     write_table(table, Path(args.out_stem), formats=("csv",))
     write_table(table_display(table, categories), Path(args.out_stem), formats=("md", "tex"))
+    write_table(subcategory_table(scores, args.labels), Path(f"{args.out_stem}_subcategories"), formats=("csv", "md"))
     return 0
 
 
@@ -67,7 +68,8 @@ def add_commands(sub) -> None:
     p.add_argument("--scores", nargs="+", required=True)
     p.add_argument("--labels", type=json_arg, required=True, help="JSON: model name -> {label, family, group}")
     p.add_argument("--categories", nargs="*", default=[], help="preferred column order")
-    p.add_argument("--out-stem", required=True, help="writes STEM.csv (numeric), STEM.md and STEM.tex")
+    p.add_argument("--out-stem", required=True, help="writes STEM.csv (numeric), STEM.md and STEM.tex, and the "
+                   "subcategories (accuracy, interval, n, whether models differ beyond noise) to STEM_subcategories.csv/.md")
     p.set_defaults(func=cmd_probe_table)
 
     p = sub.add_parser("cascade-table", help="Table-2-style cascade table (CSV, Markdown, LaTeX)")

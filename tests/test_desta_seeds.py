@@ -338,7 +338,8 @@ def test_config_and_readiness_checks(desta, tmp_path):
     from akb.config import ConfigError, validate_config
     from akb.assets.readiness import check_inputs
 
-    base = {"models": [{"name": "m", "backend": "tiny", "source": "qwen3"}], "grounded": {"backbones": ["m"]}}
+    base = {"models": [{"name": "m", "backend": "tiny", "source": "qwen3"}], "grounded": {"backbones": ["m"]},
+            "synthetic": {"n_train": 8}}
     block = {"source": str(desta["jsonl"]), "audio_roots": {**desta["roots"], "MELD": str(tmp_path / "no-meld")}}
     config = validate_config({**base, "grounded": {"backbones": ["m"], "distill": {"desta_aqa": block}}})
     assert config["grounded"]["distill"]["desta_aqa"]["on_missing"] == "error"  # its own defaults, when set

@@ -17,7 +17,8 @@ MODELS = [{"name": "m", "backend": "tiny", "source": "llama"}]
 
 
 def grounded(**block):
-    return validate_config({"models": MODELS, "grounded": {"backbones": ["m"], **block}})["grounded"]
+    config = {"models": MODELS, "synthetic": {"n_train": 8}, "grounded": {"backbones": ["m"], **block}}
+    return validate_config(config)["grounded"]
 
 
 def test_desta25_is_destas_code_and_no_recipe_keeps_the_previous_behaviour():

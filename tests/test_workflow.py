@@ -122,9 +122,13 @@ def test_end_to_end_writes_predictions_scores_and_table(demo_run):
         assert scores["ci"][0] <= scores["accuracy"] <= scores["ci"][1]
     assert {r["mode"] for r in read_jsonl(demo_run / "results/probe/tiny-llama/akb.jsonl")} == {"loglik"}
     table = (demo_run / "results/tables/akb_probe.csv").read_text().splitlines()
-    assert table[0].startswith("model,family,group,mode,avg,ci_low,ci_high,n,unparseable,Sound,")
+    assert table[0].startswith("model,family,group,mode,avg,ci_low,ci_high,avg_akb,akb_ci_low,akb_ci_high,n,"
+                               "unparseable,Sound,")
     assert len(table) == 4
     assert "| Model" in (demo_run / "results/tables/akb_probe.md").read_text()
+    assert "AKB-weighted" in (demo_run / "results/tables/akb_probe.md").read_text()
+    subcategories = (demo_run / "results/tables/akb_probe_subcategories.csv").read_text().splitlines()
+    assert subcategories[0].endswith(",models differ") and len(subcategories) == 1 + 48
 
 
 def test_end_to_end_metrics_figures_and_comparison_with_the_paper(demo_run):

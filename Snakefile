@@ -29,6 +29,7 @@ include: "workflow/rules/grounded.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/bankgen.smk"  # `snakemake bankgen`; not part of `all`
+include: "workflow/rules/knowledge_dose.smk"  # `snakemake knowledge_dose`; not part of `all`
 include: "workflow/rules/provenance.smk"  # results/provenance.json, after every other target
 
 

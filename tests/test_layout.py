@@ -13,7 +13,8 @@ import pytest
 from akb.cli import STAGE_COMMANDS
 
 LIB = Path(__file__).resolve().parent.parent / "workflow"
-STAGES = {"probe", "cascade", "lalm", "audio_llms", "diagnostics", "scoring", "report", "assets", "bankgen"}
+STAGES = {"probe", "cascade", "lalm", "audio_llms", "diagnostics", "scoring", "report", "assets", "bankgen",
+          "knowledge_dose"}
 MODEL_RUNNERS = {"probe", "cascade", "lalm", "audio_llms", "assets", "models", "captioners", "bankgen"}
 MAX_HANDLER_LINES = 16  # "about 10 lines": the signature, lazy imports and a call or two into the library
 

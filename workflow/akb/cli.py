@@ -25,6 +25,7 @@ STAGE_COMMANDS = (
     "akb.diagnostics.cli",  # stage 4
     "akb.report.cli",       # stage 5: tables and figures
     "akb.bankgen.cli",      # building a question bank
+    "akb.knowledge_dose.cli",  # the knowledge-dose experiment
 )
 
 

@@ -176,6 +176,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             and not config["synthetic"]["n_train"]):
         raise ConfigError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
                           "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
+    _check_knowledge_dose(config, names, benchmarks, captioners)
     shared = sorted({a["name"] for a in config["audio_llms"]} & set(names))
     if shared:  # both kinds of diagnostics run are written under results/diagnostics/<name>/
         raise ConfigError(f"invalid configuration:\n  config.audio_llms: name(s) {shared} are also models[] "
@@ -183,8 +184,72 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     return config
 
 
+# What experiments.knowledge_dose.grounded may change for the variants' audio LLMs: how they are
+# distilled, trained and evaluated; not the clips, encoder or transcripts every audio LLM shares.
+DOSE_GROUNDED_KEYS = ("connector", "distill", "train", "evaluate", "lora")
+SHARED_DISTILL_KEYS = ("seeds", "desta_aqa", "shards", "audio_root")
+
+
+def grounded_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """`grounded` as the audio LLM of model `name` is built: a knowledge-dose variant's with the
+    experiment's overrides merged in (checked against the schema), anyone else's as configured."""
+    from akb.knowledge_dose.variants import settings_of, variant_entries
+
+    settings = settings_of(config)
+    if not settings or not settings["grounded"] or name not in {e["name"] for e in variant_entries(config)}:
+        return config["grounded"]
+    merged = _merged(config["grounded"], settings["grounded"])
+    schema = _schema()["properties"]["grounded"]
+    errors = list(_with_defaults(Draft202012Validator)(schema).iter_errors(merged))
+    if errors:
+        raise ConfigError("; ".join(f"{_key_path(e.path).replace('config', 'grounded', 1)}: {_schema_message(e)}"
+                                    for e in errors))
+    return merged
+
+
+def _check_knowledge_dose(config: dict[str, Any], names: list[str], benchmarks: list[str], captioners: list[str]):
+    """The experiment's names must be declared, its backbone must have weights, and its variants'
+    names must not clash with declared models (they share results/<stage>/<name>/)."""
+    from akb.knowledge_dose.variants import settings_of, variant_entries
+
+    settings = settings_of(config)
+    if not settings:
+        return
+    where = "invalid configuration:\n  config.experiments.knowledge_dose"
+    if settings["backbone"] not in names:
+        raise ConfigError(f"{where}.backbone: unknown model {settings['backbone']!r}; declared: {names}")
+    if model_entry(config, settings["backbone"])["backend"] == "api":
+        raise ConfigError(f"{where}.backbone: {settings['backbone']} is an API model; LoRA training needs its weights")
+    if settings["benchmark"] not in benchmarks:
+        raise ConfigError(f"{where}.benchmark: unknown benchmark {settings['benchmark']!r}; declared: {benchmarks}")
+    if settings["captioner"] not in captioners:
+        raise ConfigError(f"{where}.captioner: unknown captioner {settings['captioner']!r}; declared: {captioners}")
+    fixed = sorted(set(settings["grounded"]) - set(DOSE_GROUNDED_KEYS))
+    fixed += sorted(f"distill.{k}" for k in set(settings["grounded"].get("distill") or {}) & set(SHARED_DISTILL_KEYS))
+    if fixed:
+        raise ConfigError(f"{where}.grounded: {fixed} cannot differ for the variants (only "
+                          f"{list(DOSE_GROUNDED_KEYS)}, without distill's {list(SHARED_DISTILL_KEYS)}): "
+                          "the seeds, encoder and transcripts are shared with the study")
+    try:
+        grounded_settings(config, variant_entries(config)[0]["name"])
+    except ConfigError as e:
+        raise ConfigError(f"{where}.grounded: {e}") from None
+    if config["synthetic"]["n_train"] == 0 and config["grounded"]["distill"]["seeds"] == "synthetic":
+        raise ConfigError(f"{where}: the variants' audio LLMs distil from the synthetic train split "
+                          "(synthetic.n_train), which is empty")
+    clash = sorted({e["name"] for e in variant_entries(config)} & set(names))
+    if clash:
+        raise ConfigError(f"{where}: variant name(s) {clash} are also models[] names: rename the model")
+
+
 def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A declared model's entry, or a knowledge-dose variant's (derived from its backbone's)."""
     for entry in config["models"]:
+        if entry["name"] == name:
+            return entry
+    from akb.knowledge_dose.variants import variant_entries
+
+    for entry in variant_entries(config):
         if entry["name"] == name:
             return entry
     raise ConfigError(f"config.models: no model named {name!r}")

@@ -14,9 +14,9 @@ sys.path.insert(0, str(WORKFLOW_DIR))
 from akb.captioners.api import caption_prompt_path
 from akb.captioners.file import caption_file_path
 from akb.config import (
-    CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, job_resources, job_settings,
-    main_captioner, model_entry, packaged_model_dir, probe_settings, stage_entry, stage_resources, validate_config,
-    without_scheduling,
+    CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, grounded_settings, job_resources,
+    job_settings, main_captioner, model_entry, packaged_model_dir, probe_settings, stage_entry, stage_resources,
+    validate_config, without_scheduling,
 )
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.data.desta_aqa import is_hub_source
@@ -24,6 +24,7 @@ from akb.data.hf_bench import METADATA_NAME as HF_METADATA_NAME, is_hf_source
 from akb.data.fetch import fetch_paths
 from akb.diagnostics.conditions import BACKBONE, FULL, NONE, PROTOCOL_CONDITIONS
 from akb.job_env import prepare_job_environment
+from akb.knowledge_dose.variants import backbone_dir, variants as dose_variants
 from akb.models.base import ModelSpec
 from akb.report.study import scatter_stem
 
@@ -66,6 +67,11 @@ GROUNDED_BENCHMARKS = (GROUNDED["benchmarks"] or list(AUDIO_BENCHMARKS)) if GROU
 # DeSTA-AQA5M seeds (grounded.distill.desta_aqa): converted by convert_desta_seeds, replacing `seeds`.
 DESTA_AQA = GROUNDED["distill"].get("desta_aqa")
 DESTA_SEEDS = "resources/desta_aqa/seeds.jsonl"
+
+# The knowledge-dose experiment (`snakemake knowledge_dose`, rules/knowledge_dose.smk): its variants
+# of one backbone are models to every stage's rules; a trained one's weights come from dose_backbone.
+DOSE = config["experiments"]["knowledge_dose"]
+DOSE_VARIANTS = {v.name: v for v in dose_variants(DOSE)} if DOSE else {}
 
 
 def imported_benchmark_dir(name):
@@ -177,6 +183,10 @@ def captioner_resource(key):
 
 
 def model_files(wildcards):
+    """The model folder a job must wait for: a packaged model's conversion, a dosed backbone's training."""
+    variant = DOSE_VARIANTS.get(wildcards.model)
+    if variant is not None and variant.trained:
+        return [backbone_dir(variant.name)]
     return packaged_model_dir(config, wildcards.model)
 
 
@@ -290,11 +300,28 @@ def diagnostics_outputs():
     return [*tables, *(GLITTERS_COMPARISON if AUDIO_LLMS else [])]
 
 
-def grounded_json(wildcards=None):
+def grounded_of(name):
+    """`grounded` as model `name`'s audio LLM is built (a knowledge-dose variant's has its overrides)."""
+    return grounded_settings(config, name) if name in DOSE_VARIANTS else GROUNDED
+
+
+def grounded_value(*keys):
+    """A parameter of a job: one `grounded` setting of the job's model (e.g. ("distill", "batch_size"))."""
+
+    def value(wildcards):
+        node = grounded_of(wildcards.model)
+        for key in keys:
+            node = node[key]
+        return node
+
+    return value
+
+
+def grounded_json(wildcards):
     # `transcribe` is the transcription jobs' alone: changing its batch size or resources reruns nothing.
     # So is `distill.desta_aqa` the conversion's: its seeds reach training through the distilled rows.
     # And `distill.shards` only splits the distillation into jobs (the merged rows are the same).
-    settings = {k: v for k, v in GROUNDED.items() if k != "transcribe"}
+    settings = {k: v for k, v in grounded_of(wildcards.model).items() if k != "transcribe"}
     settings["distill"] = {k: v for k, v in settings["distill"].items() if k not in ("desta_aqa", "shards")}
     return json.dumps(settings)
 
@@ -413,13 +440,13 @@ def transcribe_resource(key, job):
     return job_resources(stage_resources(TRANSCRIBE["resources"], job, ("train",)), PARTITIONS)[key]
 
 
-def with_prompt_style(mode, stage):
+def with_prompt_style(mode, stage, grounded=GROUNDED):
     """A cascade or evaluation job's `--mode` value, followed by `--prompt-style` unless the style is
     the default: configs that leave the style out run exactly the commands they ran before it
     existed, so their finished jobs are not rerun."""
     style = config["cascade"]["prompt_style"]
     if stage == "evaluate":
-        style = GROUNDED["evaluate"].get("prompt_style") or style
+        style = grounded["evaluate"].get("prompt_style") or style
     return mode if style == "lettered" else f"{mode} --prompt-style {style}"
 
 
@@ -428,18 +455,18 @@ def cascade_mode(wildcards):
 
 
 def grounded_mode(wildcards):
-    return GROUNDED["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
+    return grounded_of(wildcards.model)["evaluate"]["mode"] or probe_settings(config, wildcards.model)["mode"]
 
 
 def distill_question_mode(wildcards):
     """`akb distill`'s --question-mode value, followed by `--own-prompt replace` when that is set
     (DeSTA2.5: a seed row's own prompt alone): configs without it run the command they ran before."""
     mode = grounded_mode(wildcards)
-    return f"{mode} --own-prompt replace" if GROUNDED["distill"].get("own_prompt") == "replace" else mode
+    return f"{mode} --own-prompt replace" if grounded_of(wildcards.model)["distill"].get("own_prompt") == "replace" else mode
 
 
 def evaluate_mode(wildcards):
-    return with_prompt_style(grounded_mode(wildcards), "evaluate")
+    return with_prompt_style(grounded_mode(wildcards), "evaluate", grounded_of(wildcards.model))
 
 
 def grounded_score_files(kind="scores"):
@@ -520,7 +547,7 @@ def _one_of(names):
 
 wildcard_constraints:
     bank=BANK,
-    model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS))),
+    model=_one_of(sorted(set(PROBE_MODELS) | set(CASCADE_MODELS) | set(GROUNDED_MODELS) | set(DOSE_VARIANTS))),
     benchmark=_one_of(list(AUDIO_BENCHMARKS)),
     captioner=_one_of(list(CAPTIONERS)),
     condition=_one_of(list(dict.fromkeys((DIAGNOSTIC_CONDITIONS if DIAGNOSED_MODELS else ["none"])
@@ -534,3 +561,41 @@ def bank_source_files(wildcards):
     runs, so the study can be planned without it."""
     source = resolve_source(config["bank"]["source"])
     return [source] if Path(source).is_file() else []
+
+
+# The knowledge-dose experiment's inputs (rules/knowledge_dose.smk).
+from types import SimpleNamespace
+
+from akb.knowledge_dose.corpus import AUDITORY_GLOB, CONTROL_FILE, corpus_dir
+
+DOSE_DIR = "results/knowledge_dose"
+DOSE_BENCHMARK = SimpleNamespace(benchmark=DOSE["benchmark"]) if DOSE else None  # as the benchmark rules' wildcards
+DOSE_TABLES = expand(f"{DOSE_DIR}/{{name}}.{{ext}}", name=["accuracy", "effects"], ext=["csv", "md"])
+DOSE_OUTPUTS = [*DOSE_TABLES, f"{DOSE_DIR}/families.csv", f"{DOSE_DIR}/summary.md", f"{DOSE_DIR}/dose_response.png",
+                f"{DOSE_DIR}/dose_response.pdf"] if DOSE else []
+
+
+def dose_corpus_files(wildcards=None):
+    """The corpus files (edited, every trained variant and the report rerun); a missing folder is
+    reported by the job."""
+    folder = corpus_dir(DOSE["corpus"])
+    return [str(p) for p in [*sorted(folder.glob(AUDITORY_GLOB)), folder / CONTROL_FILE] if p.is_file()]
+
+
+def dose_runs():
+    """variant -> evaluation -> the predictions file the study's rules write for it."""
+    benchmark, captioner = DOSE["benchmark"], DOSE["captioner"]
+    return {v: {"probe": f"results/probe/{v}/{BANK}.jsonl",
+                "cascade": f"results/cascade/{captioner}/{v}/{benchmark}.jsonl",
+                "audio": f"results/grounded/{v}/{benchmark}.jsonl",
+                "no_audio": f"results/diagnostics/{v}/{benchmark}/{NONE}.jsonl"} for v in DOSE_VARIANTS}
+
+
+def dose_train_resource(key):
+    """The backbone's training resources (models[].resources.train over its shared ones)."""
+
+    def resource(wildcards):
+        entry = stage_entry(config, DOSE["backbone"], "train")
+        return job_resources(entry["resources"], PARTITIONS)[key]
+
+    return resource

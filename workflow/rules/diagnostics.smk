@@ -20,10 +20,10 @@ rule diagnose_condition:
     params:
         args=audio_benchmark_args,
         model=model_json(),
-        grounded=grounded_json(),
+        grounded=grounded_json,
         mode=evaluate_mode,
-        batch_size=GROUNDED["evaluate"]["batch_size"],
-        max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
+        batch_size=grounded_value("evaluate", "batch_size"),
+        max_new_tokens=grounded_value("evaluate", "max_new_tokens"),
         min_samples=config["diagnostics"]["min_fragment_samples"],
         transcripts=transcript_option,
     threads: model_resource("threads", "diagnose")

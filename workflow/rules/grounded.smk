@@ -54,12 +54,12 @@ rule distill_data:
         **({"part": f"--shard {{shard}}/{DISTILL_SHARDS}"} if DISTILL_SHARDS > 1 else {}),
         seeds=grounded_seed_file(),
         root=f"--audio-root {GROUNDED['distill']['audio_root']}" if GROUNDED["distill"]["audio_root"] else "",
-        prompts=json.dumps(GROUNDED["distill"]["prompts"]),
-        per_clip=GROUNDED["distill"]["prompts_per_clip"],
-        questions="--item-questions" if GROUNDED["distill"]["item_questions"] else "--no-item-questions",
+        prompts=lambda w: json.dumps(grounded_of(w.model)["distill"]["prompts"]),
+        per_clip=grounded_value("distill", "prompts_per_clip"),
+        questions=lambda w: "--item-questions" if grounded_of(w.model)["distill"]["item_questions"] else "--no-item-questions",
         question_mode=distill_question_mode,
-        batch_size=GROUNDED["distill"]["batch_size"],
-        max_new_tokens=GROUNDED["distill"]["max_new_tokens"],
+        batch_size=grounded_value("distill", "batch_size"),
+        max_new_tokens=grounded_value("distill", "max_new_tokens"),
         model=model_json(),
         seed=config["seed"],
     threads: model_resource("threads", "distill")
@@ -178,7 +178,7 @@ rule train_lalm:
         "logs/grounded/{model}/train.log",
     params:
         model=model_json(),
-        grounded=grounded_json(),
+        grounded=grounded_json,
         transcripts=transcript_option,
     threads: model_resource("threads", "train")
     resources:
@@ -218,7 +218,7 @@ if PARALLEL_TRAINED:
             # A parameter on purpose, unlike other resources: its GPUs and nodes set the global batch.
             launcher=lalm_launcher,
             model=model_json(),
-            grounded=grounded_json(),
+            grounded=grounded_json,
             transcripts=transcript_option,
         threads: model_resource("threads", "train")
         resources:
@@ -261,11 +261,11 @@ rule evaluate_lalm:
     params:
         args=audio_benchmark_args,
         model=model_json(),
-        grounded=grounded_json(),
+        grounded=grounded_json,
         transcripts=transcript_option,
         mode=evaluate_mode,
-        batch_size=GROUNDED["evaluate"]["batch_size"],
-        max_new_tokens=GROUNDED["evaluate"]["max_new_tokens"],
+        batch_size=grounded_value("evaluate", "batch_size"),
+        max_new_tokens=grounded_value("evaluate", "max_new_tokens"),
     threads: model_resource("threads", "evaluate")
     resources:
         gpu=model_resource("gpu", "evaluate"),

@@ -4,7 +4,6 @@ style; the rows each variant trains on, and how a row becomes training text."""
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from akb import DATA_DIR
+from akb.io import iter_jsonl
 
 BUILTIN = DATA_DIR / "knowledge"
 AUDITORY_GLOB = "auditory-*.jsonl"
@@ -37,12 +37,8 @@ def corpus_dir(source: str) -> Path:
     return BUILTIN if source == "builtin" else Path(source)
 
 
-def _row(path: Path, line_no: int, line: str, control: bool) -> CorpusRow:
+def _row(path: Path, line_no: int, data, control: bool) -> CorpusRow:
     where = f"{path}, line {line_no}"
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not JSON ({e.msg})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{where}: a row is a JSON object")
     kind = data.get("kind")
@@ -74,10 +70,10 @@ def load_corpus(directory: str | Path) -> list[CorpusRow]:
         raise FileNotFoundError(f"{control}: control corpus not found")
     rows: list[CorpusRow] = []
     for path in [*auditory, control]:
-        lines = [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
-        if not lines:
+        records = list(iter_jsonl(path))  # a malformed line is named by file and line
+        if not records:
             raise ValueError(f"{path}: empty corpus file")
-        rows += [_row(path, i, line, path == control) for i, line in lines]
+        rows += [_row(path, i, data, path == control) for i, data in records]
     seen: dict[str, str] = {}
     split_of: dict[tuple[str, str], str] = {}
     for row in rows:

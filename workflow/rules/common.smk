@@ -592,10 +592,12 @@ def dose_runs():
 
 
 def dose_train_resource(key):
-    """The backbone's training resources (models[].resources.train over its shared ones)."""
+    """A dosed backbone's training resources: the backbone's (models[].resources.train over its shared
+    ones) with experiments.knowledge_dose.resources laid over them."""
 
     def resource(wildcards):
-        entry = stage_entry(config, DOSE["backbone"], "train")
+        entry = stage_entry(config, wildcards.variant, "train")  # the backbone's, with the experiment's resources
         return job_resources(entry["resources"], PARTITIONS)[key]
 
     return resource
+

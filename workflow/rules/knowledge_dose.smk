@@ -48,7 +48,7 @@ if DOSE:
         log:
             "logs/knowledge_dose/report.log",
         params:
-            settings=json.dumps(DOSE),
+            settings=json.dumps(job_settings(DOSE)),  # not its resources: they change no result
             runs=json.dumps(dose_runs()),
             args=lambda w: audio_benchmark_args(DOSE_BENCHMARK),
             seed=config["seed"],
@@ -68,3 +68,12 @@ if DOSE:
     localrules:
         knowledge_dose_report,
         knowledge_dose,
+
+else:
+
+    rule knowledge_dose:
+        """Without experiments.knowledge_dose in the config there is nothing to run: say how to set it."""
+        localrule: True
+        shell:
+            "echo 'knowledge_dose: this config has no experiments.knowledge_dose (a backbone at least; "
+            "config/config.yaml sets one, docs/knowledge-dose.md)' >&2; exit 1"

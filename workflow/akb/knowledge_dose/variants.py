@@ -67,6 +67,8 @@ def variant_entries(config: dict[str, Any]) -> list[dict[str, Any]]:
         entry = copy.deepcopy(base)
         entry.update(name=v.name, display_name=f"{base.get('display_name') or base['name']} ({v.label})",
                      probe_mode=settings["probe_mode"])
+        if settings.get("resources"):
+            entry["resources"] = {**entry.get("resources", {}), **settings["resources"]}
         if v.trained:
             entry.update(backend="hf", source=backbone_dir(v.name))
             entry.pop("revision", None)  # a hub revision means nothing for the local folder

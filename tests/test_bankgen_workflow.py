@@ -153,3 +153,4 @@ def test_generation_jobs_take_their_models_bankgen_resources(tmp_path):
 def test_default_target_does_not_build_a_bank(tmp_path):
     plan = snakemake("-n", "--configfile", str(ROOT / "config/config.yaml"), "--directory", str(tmp_path)).stdout
     assert "bankgen" not in plan
+    assert "dose_backbone" not in plan and "knowledge_dose" not in plan  # nor the knowledge-dose experiment

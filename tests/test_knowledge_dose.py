@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from akb.config import ConfigError, grounded_settings, model_entry, validate_config
+from akb.config import ConfigError, grounded_settings, knowledge_dose_problem, model_entry, validate_config
 from akb.knowledge_dose.analysis import correctness, dose_response
 from akb.knowledge_dose.corpus import (
     BUILTIN, HELD_OUT, TRAIN, control_rows, dose_rows, families, load_corpus, training_text,
@@ -157,10 +157,6 @@ def test_each_variant_is_a_model_the_stages_can_run():
 
 
 @pytest.mark.parametrize("experiment, message", [
-    ({"backbone": "nobody"}, r"knowledge_dose.backbone: unknown model 'nobody'"),
-    ({"backbone": "api-model"}, r"knowledge_dose.backbone: api-model is an API model"),
-    ({"benchmark": "mmau"}, r"knowledge_dose.benchmark: unknown benchmark 'mmau'"),
-    ({"captioner": "whisper"}, r"knowledge_dose.captioner: unknown captioner 'whisper'"),
     ({"grounded": {"encoder": {"source": "x"}}}, r"knowledge_dose.grounded: \['encoder'\] cannot differ"),
     ({"grounded": {"distill": {"seeds": "my.json"}}}, r"\['distill.seeds'\] cannot differ"),
     ({"grounded": {"train": {"max_steps": -3}}}, r"knowledge_dose.grounded: grounded.train.max_steps"),
@@ -169,6 +165,32 @@ def test_each_variant_is_a_model_the_stages_can_run():
 def test_a_wrong_experiment_setting_names_its_key(experiment, message):
     with pytest.raises(ConfigError, match=message):
         dose_config(**experiment)
+
+
+@pytest.mark.parametrize("experiment, message", [
+    ({"backbone": "nobody"}, r"knowledge_dose.backbone: unknown model 'nobody'"),
+    ({"backbone": "api-model"}, r"knowledge_dose.backbone: api-model is an API model"),
+    ({"benchmark": "mmau"}, r"knowledge_dose.benchmark: unknown benchmark 'mmau'"),
+    ({"captioner": "whisper"}, r"knowledge_dose.captioner: unknown captioner 'whisper'"),
+])
+def test_an_experiment_naming_what_the_config_lacks_stops_alone(experiment, message):
+    """The study still runs (the config is valid); `snakemake knowledge_dose` reports the reason."""
+    assert re.search(message, knowledge_dose_problem(dose_config(**experiment)))
+    assert knowledge_dose_problem(dose_config()) is None
+
+
+def test_the_target_explains_why_it_cannot_run(tmp_path):
+    from test_workflow import snakemake
+
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["audio_benchmarks"] = [{"name": "mmau", "source": "data/mmau.json", "kind": "mmau"}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "knowledge_dose", "--configfile", str(path), "--directory", str(tmp_path),
+                       check=False)
+    assert result.returncode != 0
+    assert "knowledge_dose: config.experiments.knowledge_dose.benchmark: unknown benchmark 'synthetic'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- the statistics ---------------------------------------------------------------------------------
@@ -264,8 +286,6 @@ def test_knowledge_dose_target_runs_end_to_end_at_tiny_scale(tmp_path, tiny_whis
         "grounded": {"train": {"max_steps": 2}}}}
     path = tmp_path / "dose.yaml"
     path.write_text(yaml.safe_dump(config))
-    # Not part of the default run.
-    assert "dose_backbone" not in snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path)).stdout
     snakemake("--cores", "2", "knowledge_dose", "--configfile", str(path), "--directory", str(tmp_path))
 
     out = tmp_path / "results/knowledge_dose"

@@ -176,7 +176,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             and not config["synthetic"]["n_train"]):
         raise ConfigError("invalid configuration:\n  config.synthetic.n_train: the grounded stage distils from "
                           "the synthetic train split (grounded.distill.seeds: synthetic), which is empty")
-    _check_knowledge_dose(config, names, benchmarks, captioners)
+    _check_knowledge_dose(config, names)
     shared = sorted({a["name"] for a in config["audio_llms"]} & set(names))
     if shared:  # both kinds of diagnostics run are written under results/diagnostics/<name>/
         raise ConfigError(f"invalid configuration:\n  config.audio_llms: name(s) {shared} are also models[] "
@@ -207,39 +207,59 @@ def grounded_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     return merged
 
 
-def _check_knowledge_dose(config: dict[str, Any], names: list[str], benchmarks: list[str], captioners: list[str]):
-    """The experiment's names must be declared, its backbone must have weights, and its variants'
-    names must not clash with declared models (they share results/<stage>/<name>/)."""
+def _check_knowledge_dose(config: dict[str, Any], names: list[str]) -> None:
+    """Errors in the experiment's own block: what its audio LLMs may override, and variant names
+    that would share result folders with declared models. (What it refers to elsewhere in the
+    config is checked by knowledge_dose_problem, which stops the experiment alone.)"""
     from akb.knowledge_dose.variants import settings_of, variant_entries
 
     settings = settings_of(config)
     if not settings:
         return
     where = "invalid configuration:\n  config.experiments.knowledge_dose"
-    if settings["backbone"] not in names:
-        raise ConfigError(f"{where}.backbone: unknown model {settings['backbone']!r}; declared: {names}")
-    if model_entry(config, settings["backbone"])["backend"] == "api":
-        raise ConfigError(f"{where}.backbone: {settings['backbone']} is an API model; LoRA training needs its weights")
-    if settings["benchmark"] not in benchmarks:
-        raise ConfigError(f"{where}.benchmark: unknown benchmark {settings['benchmark']!r}; declared: {benchmarks}")
-    if settings["captioner"] not in captioners:
-        raise ConfigError(f"{where}.captioner: unknown captioner {settings['captioner']!r}; declared: {captioners}")
     fixed = sorted(set(settings["grounded"]) - set(DOSE_GROUNDED_KEYS))
     fixed += sorted(f"distill.{k}" for k in set(settings["grounded"].get("distill") or {}) & set(SHARED_DISTILL_KEYS))
     if fixed:
         raise ConfigError(f"{where}.grounded: {fixed} cannot differ for the variants (only "
                           f"{list(DOSE_GROUNDED_KEYS)}, without distill's {list(SHARED_DISTILL_KEYS)}): "
                           "the seeds, encoder and transcripts are shared with the study")
-    try:
-        grounded_settings(config, variant_entries(config)[0]["name"])
-    except ConfigError as e:
-        raise ConfigError(f"{where}.grounded: {e}") from None
-    if config["synthetic"]["n_train"] == 0 and config["grounded"]["distill"]["seeds"] == "synthetic":
-        raise ConfigError(f"{where}: the variants' audio LLMs distil from the synthetic train split "
-                          "(synthetic.n_train), which is empty")
-    clash = sorted({e["name"] for e in variant_entries(config)} & set(names))
+    variants = variant_entries(config)
+    if variants:
+        try:
+            grounded_settings(config, variants[0]["name"])
+        except ConfigError as e:
+            raise ConfigError(f"{where}.grounded: {e}") from None
+    clash = sorted({e["name"] for e in variants} & set(names))
     if clash:
         raise ConfigError(f"{where}: variant name(s) {clash} are also models[] names: rename the model")
+
+
+def knowledge_dose_problem(config: dict[str, Any]) -> str | None:
+    """Why the knowledge-dose experiment cannot run on this (valid) config, or None: a backbone,
+    benchmark or captioner it names that the config does not declare (say, after replacing the
+    demo's synthetic suite with MMAU). Not a config error: the study runs, `snakemake knowledge_dose`
+    reports it."""
+    from akb.knowledge_dose.variants import settings_of
+
+    settings = settings_of(config)
+    if not settings:
+        return None
+    where = "config.experiments.knowledge_dose"
+    names = [m["name"] for m in config["models"]]
+    benchmarks = [b["name"] for b in config["audio_benchmarks"]]
+    captioners = [c["name"] for c in config["captioners"]]
+    if settings["backbone"] not in names:
+        return f"{where}.backbone: unknown model {settings['backbone']!r}; declared: {names}"
+    if model_entry(config, settings["backbone"])["backend"] == "api":
+        return f"{where}.backbone: {settings['backbone']} is an API model; LoRA training needs its weights"
+    if settings["benchmark"] not in benchmarks:
+        return f"{where}.benchmark: unknown benchmark {settings['benchmark']!r}; declared: {benchmarks}"
+    if settings["captioner"] not in captioners:
+        return f"{where}.captioner: unknown captioner {settings['captioner']!r}; declared: {captioners}"
+    if config["synthetic"]["n_train"] == 0 and config["grounded"]["distill"]["seeds"] == "synthetic":
+        return (f"{where}: the variants' audio LLMs distil from the synthetic train split (synthetic.n_train), "
+                "which is empty")
+    return None
 
 
 def model_entry(config: dict[str, Any], name: str) -> dict[str, Any]:

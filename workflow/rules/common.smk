@@ -15,8 +15,8 @@ from akb.captioners.api import caption_prompt_path
 from akb.captioners.file import caption_file_path
 from akb.config import (
     CPU_ONLY_CAPTIONER_BACKENDS, CPU_ONLY_MODEL_BACKENDS, ConfigError, cascade_pairs, grounded_settings, job_resources,
-    job_settings, main_captioner, model_entry, packaged_model_dir, probe_settings, stage_entry, stage_resources,
-    validate_config, without_scheduling,
+    job_settings, knowledge_dose_problem, main_captioner, model_entry, packaged_model_dir, probe_settings,
+    stage_entry, stage_resources, validate_config, without_scheduling,
 )
 from akb.data.bank import resolve_source, taxonomy_categories
 from akb.data.desta_aqa import is_hub_source
@@ -70,7 +70,10 @@ DESTA_SEEDS = "resources/desta_aqa/seeds.jsonl"
 
 # The knowledge-dose experiment (`snakemake knowledge_dose`, rules/knowledge_dose.smk): its variants
 # of one backbone are models to every stage's rules; a trained one's weights come from dose_backbone.
-DOSE = config["experiments"]["knowledge_dose"]
+# A config that no longer declares what it names (the demo's synthetic suite replaced by MMAU, say)
+# runs the study as usual; `snakemake knowledge_dose` then reports why the experiment cannot run.
+DOSE_PROBLEM = knowledge_dose_problem(config)
+DOSE = None if DOSE_PROBLEM else config["experiments"]["knowledge_dose"]
 DOSE_VARIANTS = {v.name: v for v in dose_variants(DOSE)} if DOSE else {}
 
 

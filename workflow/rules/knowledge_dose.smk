@@ -72,8 +72,12 @@ if DOSE:
 else:
 
     rule knowledge_dose:
-        """Without experiments.knowledge_dose in the config there is nothing to run: say how to set it."""
+        """Without a runnable experiments.knowledge_dose there is nothing to run: say why."""
         localrule: True
+        params:
+            problem=DOSE_PROBLEM or "this config has no experiments.knowledge_dose (a backbone at least; "
+            "config/config.yaml sets one, docs/knowledge-dose.md)",
+        conda:
+            "../../envs/tables.yaml"
         shell:
-            "echo 'knowledge_dose: this config has no experiments.knowledge_dose (a backbone at least; "
-            "config/config.yaml sets one, docs/knowledge-dose.md)' >&2; exit 1"
+            "echo knowledge_dose: {params.problem:q} >&2; exit 1"

@@ -14,6 +14,7 @@ from akb.knowledge_dose.analysis import correctness, dose_response
 from akb.knowledge_dose.corpus import (
     BUILTIN, HELD_OUT, TRAIN, control_rows, dose_rows, families, load_corpus, training_text,
 )
+from akb.knowledge_dose.report import summary_text
 from akb.knowledge_dose.variants import Variant, variant_entries, variants
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,6 +238,29 @@ def test_no_effect_is_not_called_one(tmp_path):
     for group in (TRAIN, HELD_OUT, "all"):
         assert effect(effects, group, "slope_low") < 0 < effect(effects, group, "slope_high")
         assert effect(effects, group, "slope_p") > 0.05
+
+
+def effects_row(evaluation, slope, low, high):
+    return {"evaluation": evaluation, "group": TRAIN, "n": 100, "accuracy_dose0": 30.0, "accuracy_dose100": 30.0 + slope,
+            "slope": slope, "slope_low": low, "slope_high": high, "slope_p": 0.5, "accuracy_control": 30.0,
+            "top_minus_control": slope, "top_minus_control_low": low, "top_minus_control_high": high,
+            "top_minus_control_p": 0.5}
+
+
+@pytest.mark.parametrize("probe, audio, said", [
+    # The probe did not move: the knowledge never arrived, so a flat audio LLM says nothing about the claim.
+    ((0.0, -9.0, 9.0), (0.0, -5.0, 5.0), "this run does not test the claim"),
+    # The probe moved and the audio LLM did not: evidence against the claim.
+    ((20.0, 8.0, 32.0), (0.0, -5.0, 5.0), "evidence against the claim"),
+    # Both moved, beyond the control: the claim holds at this scale.
+    ((20.0, 8.0, 32.0), (15.0, 4.0, 26.0), "made a better audio LLM"),
+])
+def test_the_verdict_reads_the_audio_llm_in_the_light_of_the_probe(probe, audio, said):
+    effects = pd.DataFrame([effects_row("probe", *probe), effects_row("audio", *audio)])
+    verdict = summary_text(effects, "m", 1000, [0, 100], [0]).split("## Verdict", 1)[1]
+    assert said in verdict
+    others = {"this run does not test the claim", "evidence against the claim", "made a better audio LLM"} - {said}
+    assert not any(o in verdict for o in others)
 
 
 def test_variants_must_answer_the_same_items(tmp_path):

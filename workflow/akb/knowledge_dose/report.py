@@ -90,15 +90,26 @@ def summary_text(effects: pd.DataFrame, backbone: str, n_resamples: int, doses: 
     return "\n".join(lines) + "\n"
 
 
+def _interval_excludes_zero(r: pd.Series, key: str) -> bool | None:
+    """Whether the interval of `key` lies above zero (True), or not (False); None when not computed."""
+    low = r.get(f"{key}_low")
+    return None if low is None or pd.isna(low) else bool(low > 0)
+
+
+def _effect(effects: pd.DataFrame, evaluation: str, group: str = "train") -> pd.Series | None:
+    rows = effects[(effects["evaluation"] == evaluation) & (effects["group"] == group)]
+    return None if rows.empty else rows.iloc[0]
+
+
 def _verdict(effects: pd.DataFrame) -> list[str]:
-    """The claim's test in one paragraph: does the audio LLM get better on the dosed families, beyond
-    the control, as its backbone learns more of them?"""
-    rows = effects[(effects["evaluation"] == "audio") & (effects["group"] == "train")]
-    if rows.empty:
+    """The claim's test in one paragraph: did the dose add knowledge the probe can see (the
+    manipulation check), and does the audio LLM get better on the dosed families, beyond the control,
+    as its backbone learns more of them? A flat audio LLM means something only if the probe moved."""
+    audio = _effect(effects, "audio")
+    if audio is None:
         return []
-    r = rows.iloc[0]
-    rises = r["slope_low"] > 0
-    beyond_control = "top_minus_control_low" in r and pd.notna(r.get("top_minus_control_low")) and r["top_minus_control_low"] > 0
+    rises = _interval_excludes_zero(audio, "slope")
+    beyond_control = _interval_excludes_zero(audio, "top_minus_control")
     if rises and beyond_control:
         said = ("The audio LLM's accuracy on the trained families rises with the backbone's dose of facts, "
                 "and beyond the control: at this scale, more auditory knowledge in the backbone made a better audio LLM.")
@@ -108,6 +119,15 @@ def _verdict(effects: pd.DataFrame) -> list[str]:
     else:
         said = ("The audio LLM's accuracy on the trained families does not rise distinguishably with dose: at this "
                 "scale, adding these facts to the backbone did not make a better audio LLM.")
+    probe = _effect(effects, "probe")
+    if probe is not None and not _interval_excludes_zero(probe, "slope"):
+        said += (f" Nor did the dose raise the backbone's own probe accuracy on the trained subcategories (slope "
+                 f"{_points(probe['slope'])} points [{probe['slope_low']:+.1f}, {probe['slope_high']:+.1f}]): the "
+                 "training did not measurably add the knowledge the probe asks about, so this run does not test "
+                 "the claim; a flat audio LLM here is not evidence against it.")
+    elif probe is not None and not rises:
+        said += (" The dose did raise the backbone's probe accuracy on the trained subcategories, so the knowledge "
+                 "arrived and the audio LLM did not profit from it: evidence against the claim at this scale.")
     return ["## Verdict", "", said, ""]
 
 

@@ -342,6 +342,50 @@ def test_workflow_job_fails_with_the_list_and_writes_log_and_report(hub, tmp_pat
     assert json.loads((tmp_path / "results/readiness.json").read_text())["ready"] is False
 
 
+def test_a_run_rechecks_a_report_made_for_another_config_and_stops_on_a_gap(hub, tmp_path, monkeypatch):
+    out, log = tmp_path / "results/readiness.json", tmp_path / "logs/readiness.log"
+    monkeypatch.setenv("EXAMPLE_API_KEY", SECRET)
+    ready = study([api("remote", "EXAMPLE_API_KEY")])
+    assert readiness.recheck_if_config_changed(ready, out, log) is False  # no report yet: the job makes it
+    readiness.check_for_workflow(ready, out, log)
+    assert json.loads(out.read_text())["config_sha256"] == readiness.config_fingerprint(ready)
+
+    calls = []
+    real_check = readiness.check_readiness
+    monkeypatch.setattr(readiness, "check_readiness", lambda config: calls.append(1) or real_check(config))
+    assert readiness.recheck_if_config_changed(ready, out, log) is False and calls == []  # same config: no check
+
+    changed = study([api("remote", "EXAMPLE_API_KEY"), api("other", "UNSET_API_KEY")])
+    with pytest.raises(readiness.NotReady, match="1 gap"):
+        readiness.recheck_if_config_changed(changed, out, log)
+    assert calls == [1] and not out.exists()  # the job stands guard again
+    assert "UNSET_API_KEY" in log.read_text()
+
+    readiness.check_for_workflow(ready, out, log)
+    monkeypatch.setenv("UNSET_API_KEY", SECRET)
+    assert readiness.recheck_if_config_changed(changed, out, log) is True
+    assert json.loads(out.read_text())["config_sha256"] == readiness.config_fingerprint(changed)
+
+
+def test_the_workflow_rechecks_a_changed_config_before_its_first_job(tmp_path):
+    """A real `snakemake` run: a report made for another config is checked again, and a gap stops
+    the run before any job (here the bank's preparation) starts."""
+    work = tmp_path / "work"
+    (work / "results").mkdir(parents=True)
+    (work / "results/readiness.json").write_text(json.dumps({"ready": True, "config_sha256": "another config"}))
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump({"models": [api("remote", "UNSET_API_KEY")], "bank": {"limit": 4}}))
+    env = {k: v for k, v in os.environ.items() if k != "UNSET_API_KEY"}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(work), "resources/banks/akb.jsonl", "--configfile", str(configfile)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**env, "HF_HUB_OFFLINE": "1"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "readiness: not ready: 1 gap(s)" in output and "no job was started" in output
+    assert re.search(r"^MISSING +api key +UNSET_API_KEY", output, re.M) and "Traceback" not in output
+    assert not (work / "resources/banks/akb.jsonl").exists() and not (work / "results/readiness.json").exists()
+
+
 MODEL_RULES = ("probe_model", "caption_benchmark", "cascade_model", "distill_data", "transcribe_training_clips",
                "transcribe_benchmark", "train_lalm", "evaluate_lalm", "diagnose_condition")
 

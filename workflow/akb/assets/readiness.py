@@ -661,9 +661,21 @@ class NotReady(Exception):
     """The config's study lacks something; the message says how much and where the list is."""
 
 
+def config_fingerprint(config: dict) -> str:
+    """What the check depends on: the validated config without its scheduling blocks (more memory or
+    another partition needs no recheck)."""
+    import hashlib
+    import json
+
+    from akb.config import without_scheduling
+
+    return hashlib.sha256(json.dumps(without_scheduling(config), sort_keys=True).encode()).hexdigest()
+
+
 def check_for_workflow(config: dict, out: str | Path, log_path: str | Path) -> None:
     """The workflow's `check_readiness` job: the table on stdout and in the log, the JSON report
-    at `out`, and NotReady when anything is missing (the job fails; its outputs are removed)."""
+    at `out` (with the config's fingerprint), and NotReady when anything is missing (the job fails;
+    its outputs are removed)."""
     from akb.io import atomic_path, write_json
 
     report = check_readiness(config)
@@ -671,6 +683,30 @@ def check_for_workflow(config: dict, out: str | Path, log_path: str | Path) -> N
     print(table, flush=True)
     with atomic_path(log_path) as tmp:
         tmp.write_text(table + "\n", encoding="utf-8")
-    write_json(out, report.to_json("(the workflow's config)"))
+    write_json(out, {**report.to_json("(the workflow's config)"), "config_sha256": config_fingerprint(config)})
     if not report.ready:
         raise NotReady(f"not ready: {len(report.gaps)} gap(s), listed above and in {log_path}")
+
+
+def recheck_if_config_changed(config: dict, out: str | Path, log_path: str | Path) -> bool:
+    """Before a run starts any job: when the report at `out` was made for another config (or found
+    gaps), check again. The job itself never reruns for a config change: a rerun upstream of every
+    model job hides, for that run, the jobs the change itself reruns (Snakemake skips the rerun
+    triggers of jobs below a rerun job, and ancient() keeps the rerun from reaching them), so one run
+    would recheck and stop. Returns whether it checked; raises NotReady (removing `out`, so the
+    job stands guard again) when anything is missing."""
+    import json
+
+    out = Path(out)
+    try:
+        previous = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # no report: the check_readiness job makes it before any model job
+    if previous.get("ready") is True and previous.get("config_sha256") == config_fingerprint(config):
+        return False
+    try:
+        check_for_workflow(config, out, log_path)
+    except NotReady:
+        out.unlink(missing_ok=True)
+        raise
+    return True

@@ -249,17 +249,20 @@ def effects_row(evaluation, slope, low, high):
 
 @pytest.mark.parametrize("probe, audio, said", [
     # The probe did not move: the knowledge never arrived, so a flat audio LLM says nothing about the claim.
-    ((0.0, -9.0, 9.0), (0.0, -5.0, 5.0), "this run does not test the claim"),
+    ((0.0, -9.0, 9.0), (0.0, -5.0, 5.0), {"this run does not test the claim"}),
     # The probe moved and the audio LLM did not: evidence against the claim.
-    ((20.0, 8.0, 32.0), (0.0, -5.0, 5.0), "evidence against the claim"),
+    ((20.0, 8.0, 32.0), (0.0, -5.0, 5.0), {"evidence against the claim"}),
     # Both moved, beyond the control: the claim holds at this scale.
-    ((20.0, 8.0, 32.0), (15.0, 4.0, 26.0), "made a better audio LLM"),
+    ((20.0, 8.0, 32.0), (15.0, 4.0, 26.0), {"made a better audio LLM"}),
+    # The audio LLM moved, the probe did not: not knowledge the probe can see.
+    ((0.0, -9.0, 9.0), (15.0, 4.0, 26.0), {"made a better audio LLM", "did not come as knowledge the probe can see"}),
 ])
 def test_the_verdict_reads_the_audio_llm_in_the_light_of_the_probe(probe, audio, said):
     effects = pd.DataFrame([effects_row("probe", *probe), effects_row("audio", *audio)])
     verdict = summary_text(effects, "m", 1000, [0, 100], [0]).split("## Verdict", 1)[1]
-    assert said in verdict
-    others = {"this run does not test the claim", "evidence against the claim", "made a better audio LLM"} - {said}
+    assert all(s in verdict for s in said)
+    others = {"this run does not test the claim", "evidence against the claim", "made a better audio LLM",
+              "did not come as knowledge the probe can see"} - said
     assert not any(o in verdict for o in others)
 
 

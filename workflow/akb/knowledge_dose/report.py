@@ -90,8 +90,8 @@ def summary_text(effects: pd.DataFrame, backbone: str, n_resamples: int, doses: 
     return "\n".join(lines) + "\n"
 
 
-def _interval_excludes_zero(r: pd.Series, key: str) -> bool | None:
-    """Whether the interval of `key` lies above zero (True), or not (False); None when not computed."""
+def _interval_above_zero(r: pd.Series, key: str) -> bool | None:
+    """Whether the 95% interval of `key` lies wholly above zero; None when it was not computed."""
     low = r.get(f"{key}_low")
     return None if low is None or pd.isna(low) else bool(low > 0)
 
@@ -108,8 +108,8 @@ def _verdict(effects: pd.DataFrame) -> list[str]:
     audio = _effect(effects, "audio")
     if audio is None:
         return []
-    rises = _interval_excludes_zero(audio, "slope")
-    beyond_control = _interval_excludes_zero(audio, "top_minus_control")
+    rises = _interval_above_zero(audio, "slope")
+    beyond_control = _interval_above_zero(audio, "top_minus_control")
     if rises and beyond_control:
         said = ("The audio LLM's accuracy on the trained families rises with the backbone's dose of facts, "
                 "and beyond the control: at this scale, more auditory knowledge in the backbone made a better audio LLM.")
@@ -120,11 +120,15 @@ def _verdict(effects: pd.DataFrame) -> list[str]:
         said = ("The audio LLM's accuracy on the trained families does not rise distinguishably with dose: at this "
                 "scale, adding these facts to the backbone did not make a better audio LLM.")
     probe = _effect(effects, "probe")
-    if probe is not None and not _interval_excludes_zero(probe, "slope"):
-        said += (f" Nor did the dose raise the backbone's own probe accuracy on the trained subcategories (slope "
-                 f"{_points(probe['slope'])} points [{probe['slope_low']:+.1f}, {probe['slope_high']:+.1f}]): the "
-                 "training did not measurably add the knowledge the probe asks about, so this run does not test "
-                 "the claim; a flat audio LLM here is not evidence against it.")
+    if probe is not None and not _interval_above_zero(probe, "slope"):
+        slope = f"slope {_points(probe['slope'])} points [{probe['slope_low']:+.1f}, {probe['slope_high']:+.1f}]"
+        if rises:
+            said += (f" But the dose did not raise the backbone's own probe accuracy on the trained subcategories "
+                     f"({slope}): whatever the audio LLM gained did not come as knowledge the probe can see.")
+        else:
+            said += (f" Nor did the dose raise the backbone's own probe accuracy on the trained subcategories "
+                     f"({slope}): the training did not measurably add the knowledge the probe asks about, so this "
+                     "run does not test the claim; a flat audio LLM here is not evidence against it.")
     elif probe is not None and not rises:
         said += (" The dose did raise the backbone's probe accuracy on the trained subcategories, so the knowledge "
                  "arrived and the audio LLM did not profit from it: evidence against the claim at this scale.")

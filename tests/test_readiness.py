@@ -361,6 +361,9 @@ def test_a_run_rechecks_a_report_made_for_another_config_and_stops_on_a_gap(hub,
     assert calls == [1] and not out.exists()  # the job stands guard again
     assert "UNSET_API_KEY" in log.read_text()
 
+    for unreadable in ('{"ready": tr', "[]"):  # a cut-off or foreign report is checked again, never trusted
+        out.write_text(unreadable)
+        assert readiness.recheck_if_config_changed(ready, out, log) is True
     readiness.check_for_workflow(ready, out, log)
     monkeypatch.setenv("UNSET_API_KEY", SECRET)
     assert readiness.recheck_if_config_changed(changed, out, log) is True

@@ -698,11 +698,14 @@ def recheck_if_config_changed(config: dict, out: str | Path, log_path: str | Pat
     import json
 
     out = Path(out)
+    if not out.exists():
+        return False  # no report: the check_readiness job makes it before any model job
     try:
         previous = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False  # no report: the check_readiness job makes it before any model job
-    if previous.get("ready") is True and previous.get("config_sha256") == config_fingerprint(config):
+        previous = None  # unreadable (a cut-off write, an edit): checked again like a stale one
+    if (isinstance(previous, dict) and previous.get("ready") is True
+            and previous.get("config_sha256") == config_fingerprint(config)):
         return False
     try:
         check_for_workflow(config, out, log_path)
